@@ -1,0 +1,260 @@
+//! The command line: parse arguments, call the library, print.
+//!
+//! Data goes to stdout, diagnostics to stderr; exit 0 on success, 1 on a
+//! refused or failed operation, 2 on a usage error (clap's own). A closed
+//! pipe is not an error. This module must never hold domain logic: every
+//! answer comes from [`dealledger::Ledger`].
+
+mod table;
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use dealledger::{At, Date, KnownAt, Ledger, QueryKind};
+
+/// dealledger: an append-only, tamper-evident, bitemporal ledger of corporate deals.
+#[derive(Parser, Debug)]
+#[command(name = "dealledger", version, about, long_about = None)]
+struct Cli {
+    /// The ledger directory (else $DEALLEDGER_DB, else ./dealledger.db).
+    #[arg(long, global = true, env = "DEALLEDGER_DB", default_value = "dealledger.db")]
+    db: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Append the events of FILE (or stdin): one JSON object, or JSON Lines. All or nothing.
+    Append {
+        /// The input file; stdin when absent or `-`.
+        file: Option<PathBuf>,
+        /// Print one line per event: {"seq": N, "id": "…"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The cap table of COMPANY.
+    Ownership(QueryArgs),
+    /// What HOLDER owns, directly and by look-through.
+    Holdings(QueryArgs),
+    /// The active partnerships of COMPANY.
+    Partnerships(QueryArgs),
+    /// Who holds which role at COMPANY.
+    Executives(QueryArgs),
+    /// The roles of PERSON, current and past.
+    Career(QueryArgs),
+    /// Replay the history of one company or person, with the state after each event.
+    History {
+        /// The company or person.
+        id: String,
+        /// Only events effective on or after this date.
+        #[arg(long, value_parser = parse_date)]
+        from: Option<Date>,
+        /// Only events effective on or before this date.
+        #[arg(long, value_parser = parse_date)]
+        to: Option<Date>,
+        /// What the ledger knew: a seq number or an RFC 3339 timestamp.
+        #[arg(long, value_parser = parse_known_at)]
+        known_at: Option<KnownAt>,
+        /// JSON Lines output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The stored events, oldest first, one JSON object a line.
+    Log {
+        /// Only the events that name this company or person.
+        #[arg(long)]
+        entity: Option<String>,
+    },
+    /// Re-check every stored record and the hash chain.
+    Verify {
+        /// Print {"ok": true, "last_seq": N, "hash": "…"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a full, lossless backup as JSON Lines to stdout.
+    Export,
+    /// Restore an export into an empty ledger (same seqs, ids, recorded_at, hashes).
+    Import {
+        /// The export file; stdin when `-`.
+        file: PathBuf,
+    },
+    /// Many queries in one process: JSON Lines of {"cmd", "id", "as_of", "known_at"} in, one answer a line out.
+    Query {
+        /// The query file; stdin when absent or `-`.
+        file: Option<PathBuf>,
+    },
+    /// Drop and rebuild every derived index from the log.
+    Reindex,
+}
+
+#[derive(Args, Debug)]
+struct QueryArgs {
+    /// The company, person or holder.
+    id: String,
+    /// Valid time: the state at the end of this day (default: today, UTC).
+    #[arg(long, value_parser = parse_date)]
+    as_of: Option<Date>,
+    /// What the ledger knew: a seq number or an RFC 3339 timestamp (default: everything).
+    #[arg(long, value_parser = parse_known_at)]
+    known_at: Option<KnownAt>,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+impl QueryArgs {
+    fn at(&self) -> At {
+        At { as_of: self.as_of.unwrap_or_else(Date::today), known_at: self.known_at.unwrap_or_default() }
+    }
+}
+
+fn parse_date(text: &str) -> Result<Date, String> {
+    Date::parse(text)
+}
+
+fn parse_known_at(text: &str) -> Result<KnownAt, String> {
+    KnownAt::parse(text).map_err(|e| e.to_string())
+}
+
+/// Runs the command line and returns the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("dealledger: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            || matches!(cause.downcast_ref::<dealledger::Error>(), Some(dealledger::Error::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    match cli.command {
+        Command::Append { file, json } => append(&cli.db, file.as_deref(), json, &mut out)?,
+        Command::Ownership(args) => one_query(&cli.db, QueryKind::Ownership, &args, &mut out)?,
+        Command::Holdings(args) => one_query(&cli.db, QueryKind::Holdings, &args, &mut out)?,
+        Command::Partnerships(args) => one_query(&cli.db, QueryKind::Partnerships, &args, &mut out)?,
+        Command::Executives(args) => one_query(&cli.db, QueryKind::Executives, &args, &mut out)?,
+        Command::Career(args) => one_query(&cli.db, QueryKind::Career, &args, &mut out)?,
+        Command::History { id, from, to, known_at, json } => {
+            let ledger = Ledger::open(&cli.db)?;
+            let lines = ledger.history(&id, known_at.unwrap_or_default(), from, to)?;
+            if json {
+                for line in &lines {
+                    writeln!(out, "{}", serde_json::to_string(line)?)?;
+                }
+            } else {
+                table::history(&mut out, &id, &lines)?;
+            }
+        }
+        Command::Log { entity } => {
+            let ledger = Ledger::open(&cli.db)?;
+            ledger.log(entity.as_deref(), |obj| {
+                writeln!(out, "{}", serde_json::Value::Object(obj))?;
+                Ok(())
+            })?;
+        }
+        Command::Verify { json } => {
+            let verified = Ledger::open(&cli.db)?.verify()?;
+            if json {
+                let v = serde_json::json!({"ok": true, "last_seq": verified.last_seq, "hash": verified.hash});
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(out, "ok: {} events, hash chain intact", verified.last_seq)?;
+                writeln!(out, "head seq {} hash {}", verified.last_seq, verified.hash)?;
+            }
+        }
+        Command::Export => {
+            Ledger::open(&cli.db)?.export(&mut out)?;
+        }
+        Command::Import { file } => {
+            let mut input = open_input(Some(&file))?;
+            let ledger = Ledger::open_or_create(&cli.db)?;
+            let count = ledger.import(&mut input)?;
+            eprintln!("imported {count} events; head seq {}", ledger.last_seq());
+        }
+        Command::Query { file } => {
+            let ledger = Ledger::open(&cli.db)?;
+            for line in open_input(file.as_deref())?.lines() {
+                let line = line?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let answer = ledger.answer_line(&line).unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+                writeln!(out, "{answer}")?;
+            }
+        }
+        Command::Reindex => {
+            let seq = Ledger::open(&cli.db)?.reindex()?;
+            writeln!(out, "reindexed {seq} events")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Opens FILE, or stdin for `None` / `-`.
+fn open_input(file: Option<&Path>) -> Result<Box<dyn BufRead>> {
+    match file {
+        None => Ok(Box::new(BufReader::new(io::stdin()))),
+        Some(p) if p.as_os_str() == "-" => Ok(Box::new(BufReader::new(io::stdin()))),
+        Some(p) => {
+            let f = File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
+            Ok(Box::new(BufReader::new(f)))
+        }
+    }
+}
+
+fn append(db: &Path, file: Option<&Path>, json: bool, out: &mut dyn Write) -> Result<()> {
+    let mut text = String::new();
+    open_input(file)?.read_to_string(&mut text).context("cannot read the input as UTF-8 text")?;
+    let ledger = Ledger::open_or_create(db)?;
+    let appended = ledger.append_text(&text)?;
+    if json {
+        for a in &appended {
+            writeln!(out, "{}", serde_json::json!({"seq": a.seq, "id": a.id}))?;
+        }
+    } else {
+        let first = appended.first().map_or(0, |a| a.seq);
+        writeln!(
+            out,
+            "appended {} events (seq {first}..{}); head seq {}",
+            appended.len(),
+            ledger.last_seq(),
+            ledger.last_seq()
+        )?;
+    }
+    Ok(())
+}
+
+fn one_query(db: &Path, kind: QueryKind, args: &QueryArgs, out: &mut dyn Write) -> Result<()> {
+    let ledger = Ledger::open(db)?;
+    let at = args.at();
+    if args.json {
+        let answer = ledger.answer(kind, &args.id, at)?;
+        writeln!(out, "{answer}")?;
+        return Ok(());
+    }
+    match kind {
+        QueryKind::Ownership => table::ownership(out, &ledger.ownership(&args.id, at)?),
+        QueryKind::Holdings => table::holdings(out, &ledger.holdings(&args.id, at)?),
+        QueryKind::Partnerships => table::partnerships(out, &ledger.partnerships(&args.id, at)?),
+        QueryKind::Executives => table::executives(out, &ledger.executives(&args.id, at)?),
+        QueryKind::Career => table::career(out, &ledger.career(&args.id, at)?),
+    }
+}

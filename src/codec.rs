@@ -1,0 +1,117 @@
+//! The byte layout of stored records: the only place that knows it.
+//!
+//! A record is one format-version byte followed by the bincode 2 encoding
+//! (standard config: little-endian varints) of [`StoredEvent`], whose dates
+//! and timestamps are integers. A record written by any release must decode
+//! in every later one: a new layout gets a new version byte and an upcaster
+//! here, and old versions never stop decoding. The golden-bytes test in
+//! `tests/golden.rs` pins version 1. This module must never change the meaning
+//! of a version that has shipped.
+
+use crate::event::StoredEvent;
+
+/// The format version written by this release.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// The largest record body the decoder accepts (a guard against damaged lengths).
+const MAX_RECORD: usize = 16 << 20;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_RECORD>()
+}
+
+/// Why a record could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The record is empty.
+    #[error("empty record")]
+    Empty,
+    /// The version byte names a format this release does not know.
+    #[error("unknown format version {0} (this release reads version {FORMAT_VERSION})")]
+    UnknownVersion(u8),
+    /// The body does not decode as a record of its version.
+    #[error("damaged record body: {0}")]
+    Body(String),
+    /// Bytes remain after the record.
+    #[error("{0} trailing bytes after the record")]
+    Trailing(usize),
+}
+
+/// Encodes a record: version byte, then the bincode body.
+pub fn encode(rec: &StoredEvent) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.push(FORMAT_VERSION);
+    // Encoding plain owned data into a Vec cannot fail; an empty body would be
+    // caught by `decode` and `verify` rather than silently accepted.
+    if let Ok(body) = bincode::serde::encode_to_vec(rec, config()) {
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
+/// Decodes a record of any known format version.
+///
+/// # Errors
+/// [`DecodeError`] when the bytes are empty, of an unknown version, damaged,
+/// or followed by trailing bytes.
+pub fn decode(bytes: &[u8]) -> Result<StoredEvent, DecodeError> {
+    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    match version {
+        1 => decode_v1(body),
+        other => Err(DecodeError::UnknownVersion(other)),
+    }
+}
+
+fn decode_v1(body: &[u8]) -> Result<StoredEvent, DecodeError> {
+    let (rec, used): (StoredEvent, usize) =
+        bincode::serde::decode_from_slice(body, config()).map_err(|e| DecodeError::Body(e.to_string()))?;
+    if used != body.len() {
+        return Err(DecodeError::Trailing(body.len() - used));
+    }
+    Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::value::{Date, EntityId, Stake, Timestamp};
+
+    fn sample() -> StoredEvent {
+        StoredEvent {
+            seq: 7,
+            id: uuid::Uuid::from_u128(0x0197_656a_0000_7000_8000_0000_0000_0001),
+            recorded_at: Timestamp::from_nanos(1_750_000_000_000_000_000),
+            effective: Date::parse("2025-06-12").ok(),
+            source: Some("Reuters".into()),
+            note: None,
+            event: Event::Acquisition {
+                acquirer: EntityId::parse("meta").expect("slug"),
+                target: EntityId::parse("scale-ai").expect("slug"),
+                stake: Stake::parse_pct("49").expect("stake"),
+                seller: None,
+                consideration: None,
+                deal: None,
+            },
+            prev_hash: [1; 32],
+            hash: [2; 32],
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let rec = sample();
+        assert_eq!(decode(&encode(&rec)), Ok(rec));
+    }
+
+    #[test]
+    fn refuses_damage() {
+        let bytes = encode(&sample());
+        assert_eq!(decode(&[]), Err(DecodeError::Empty));
+        assert_eq!(decode(&[9, 1, 2]), Err(DecodeError::UnknownVersion(9)));
+        assert!(decode(&bytes[..bytes.len() - 3]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(decode(&longer), Err(DecodeError::Trailing(1)));
+    }
+}

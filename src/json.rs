@@ -1,0 +1,631 @@
+//! The JSON form of events: strict parsing of submitted events and the
+//! canonical rendering used by `log`, `export` and the hash chain.
+//!
+//! Parsing refuses anything the contract does not allow (unknown fields, wrong
+//! kinds, malformed values) with a message naming the field. Rendering is
+//! canonical: fixed field order, no spaces, exact decimals, so the same record
+//! always gives the same bytes. This module must never consult the ledger's
+//! state: whether an event is *allowed* is `validate`'s business.
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::event::{Draft, Event, RoleEnd, RoleStart, StoredEvent};
+use crate::value::{decimal_text, pct_json, truncate, Date, EntityId, Money, Stake, Timestamp};
+
+/// Fields every event may carry.
+const COMMON: &[&str] = &["type", "effective", "id", "source", "note"];
+/// Fields only the ledger sets (contract §4 rule 9).
+const LEDGER_OWNED: &[&str] = &["seq", "recorded_at", "hash"];
+
+/// The fields a type allows besides the common ones.
+fn allowed_fields(type_name: &str) -> Option<&'static [&'static str]> {
+    Some(match type_name {
+        "company_registered" => &["company", "name", "jurisdiction"],
+        "company_renamed" => &["company", "name"],
+        "person_registered" => &["person", "name"],
+        "acquisition" => &["acquirer", "target", "stake_pct", "seller", "consideration", "deal"],
+        "deal_announced" => &["deal", "acquirer", "target", "stake_pct", "seller", "consideration"],
+        "deal_completed" => &["deal", "stake_pct", "consideration"],
+        "deal_terminated" => &["deal", "reason"],
+        "stake_sold" => &["seller", "target", "stake_pct", "buyer", "consideration"],
+        "partnership_formed" | "partnership_continued" => &["partners", "scope"],
+        "partnership_ended" => &["partners", "scope", "reason"],
+        "executive_appointed" => &["person", "company", "role", "interim"],
+        "executive_departed" => &["person", "company", "role"],
+        "executive_moved" => &["person", "from", "to"],
+        "retraction" => &["retracts", "reason"],
+        _ => return None,
+    })
+}
+
+/// Reads typed fields out of one JSON object, naming the field on error.
+struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    context: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    fn err(&self, key: &str, what: impl std::fmt::Display) -> String {
+        format!("{}: field `{key}`: {what}", self.context)
+    }
+
+    /// The value, treating `null` as absent.
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn required(&self, key: &str) -> Result<&'a Value, String> {
+        self.get(key).ok_or_else(|| format!("{}: missing field `{key}`", self.context))
+    }
+
+    fn text_of(&self, key: &str, value: &'a Value) -> Result<String, String> {
+        match value {
+            Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
+            Value::String(_) => Err(self.err(key, "must not be empty")),
+            other => Err(self.err(key, format!("expected a string, found {}", kind_of(other)))),
+        }
+    }
+
+    fn text(&self, key: &str) -> Result<String, String> {
+        self.text_of(key, self.required(key)?)
+    }
+
+    fn opt_text(&self, key: &str) -> Result<Option<String>, String> {
+        self.get(key).map(|v| self.text_of(key, v)).transpose()
+    }
+
+    fn id_of(&self, key: &str, value: &Value) -> Result<EntityId, String> {
+        match value {
+            Value::String(s) => EntityId::parse(s).map_err(|e| self.err(key, e)),
+            other => Err(self.err(key, format!("expected a slug, found {}", kind_of(other)))),
+        }
+    }
+
+    fn id(&self, key: &str) -> Result<EntityId, String> {
+        self.id_of(key, self.required(key)?)
+    }
+
+    fn opt_id(&self, key: &str) -> Result<Option<EntityId>, String> {
+        self.get(key).map(|v| self.id_of(key, v)).transpose()
+    }
+
+    fn stake_of(&self, value: &Value) -> Result<Stake, String> {
+        let text = decimal_text(value)
+            .ok_or_else(|| self.err("stake_pct", format!("expected a number, found {}", kind_of(value))))?;
+        Stake::parse_pct(&text).map_err(|e| self.err("stake_pct", e))
+    }
+
+    fn stake(&self) -> Result<Stake, String> {
+        self.stake_of(self.required("stake_pct")?)
+    }
+
+    fn opt_stake(&self) -> Result<Option<Stake>, String> {
+        self.get("stake_pct").map(|v| self.stake_of(v)).transpose()
+    }
+
+    fn opt_money(&self) -> Result<Option<Money>, String> {
+        let Some(value) = self.get("consideration") else {
+            return Ok(None);
+        };
+        let obj = value
+            .as_object()
+            .ok_or_else(|| self.err("consideration", format!("expected an object, found {}", kind_of(value))))?;
+        let inner = Fields { map: obj, context: &format!("{}: consideration", self.context) };
+        inner.only(&["amount", "currency"])?;
+        let amount = inner.required("amount")?;
+        let amount = decimal_text(amount)
+            .ok_or_else(|| inner.err("amount", format!("expected a decimal, found {}", kind_of(amount))))?;
+        let currency = inner.text("currency")?;
+        Money::parse(&amount, &currency).map(Some).map_err(|e| self.err("consideration", e))
+    }
+
+    fn opt_bool(&self, key: &str) -> Result<Option<bool>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.err(key, format!("expected true or false, found {}", kind_of(other)))),
+        }
+    }
+
+    fn partners(&self) -> Result<[EntityId; 2], String> {
+        let value = self.required("partners")?;
+        let list = value
+            .as_array()
+            .filter(|l| l.len() == 2)
+            .ok_or_else(|| self.err("partners", "expected a list of two companies"))?;
+        let (a, b) = (self.id_of("partners", &list[0])?, self.id_of("partners", &list[1])?);
+        if a == b {
+            return Err(self.err("partners", format!("the two partners must be distinct, both are `{a}`")));
+        }
+        Ok([a, b])
+    }
+
+    fn object(&self, key: &str, allowed: &[&str]) -> Result<Fields<'a>, String> {
+        let value = self.required(key)?;
+        let map =
+            value.as_object().ok_or_else(|| self.err(key, format!("expected an object, found {}", kind_of(value))))?;
+        let inner = Fields { map, context: self.context };
+        for field in map.keys() {
+            if !allowed.contains(&field.as_str()) {
+                return Err(self.err(key, format!("unknown field `{field}`")));
+            }
+        }
+        Ok(inner)
+    }
+
+    /// Refuses any field outside `allowed`.
+    fn only(&self, allowed: &[&str]) -> Result<(), String> {
+        match self.map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(field) => Err(format!("{}: unknown field `{}`", self.context, truncate(field, 40))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Names a JSON value's kind for messages.
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Parses one submitted event (contract §3), refusing ledger-owned fields.
+///
+/// # Errors
+/// A message naming the event type and the offending field.
+pub fn parse_draft(value: &Value) -> Result<Draft, String> {
+    let map = value.as_object().ok_or_else(|| format!("expected a JSON object, found {}", kind_of(value)))?;
+    if let Some(message) = ledger_owned(value) {
+        return Err(message);
+    }
+    parse_fields(map)
+}
+
+/// Rule 9: the message for a submitted event that sets a field only the ledger sets.
+pub fn ledger_owned(value: &Value) -> Option<String> {
+    let map = value.as_object()?;
+    LEDGER_OWNED.iter().find(|k| map.contains_key(**k)).map(|owned| {
+        format!(
+            "field `{owned}` belongs to the ledger and cannot be set on append (only `import` of an export carries it)"
+        )
+    })
+}
+
+fn parse_fields(map: &Map<String, Value>) -> Result<Draft, String> {
+    let type_name = match map.get("type") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => return Err(format!("field `type`: expected a string, found {}", kind_of(other))),
+        None => return Err("missing field `type`".to_owned()),
+    };
+    let specific =
+        allowed_fields(type_name).ok_or_else(|| format!("unknown event type `{}`", truncate(type_name, 40)))?;
+    let f = Fields { map, context: type_name };
+    let allowed: Vec<&str> = COMMON.iter().chain(specific).copied().collect();
+    f.only(&allowed)?;
+    let id = match f.get("id") {
+        None => None,
+        Some(Value::String(s)) => {
+            Some(Uuid::parse_str(s).map_err(|_| f.err("id", format!("`{}` is not a UUID", truncate(s, 40))))?)
+        }
+        Some(other) => return Err(f.err("id", format!("expected a UUID string, found {}", kind_of(other)))),
+    };
+    let event = parse_event(&f, type_name)?;
+    let effective = match (&event, f.get("effective")) {
+        (Event::Retraction { .. }, _) => None,
+        (_, None) => return Err(format!("{type_name}: missing field `effective`")),
+        (_, Some(Value::String(s))) => Some(Date::parse(s).map_err(|e| f.err("effective", e))?),
+        (_, Some(other)) => return Err(f.err("effective", format!("expected a date string, found {}", kind_of(other)))),
+    };
+    Ok(Draft { id, effective, source: f.opt_text("source")?, note: f.opt_text("note")?, event })
+}
+
+fn parse_event(f: &Fields<'_>, type_name: &str) -> Result<Event, String> {
+    Ok(match type_name {
+        "company_registered" => Event::CompanyRegistered {
+            company: f.id("company")?,
+            name: f.text("name")?,
+            jurisdiction: f.opt_text("jurisdiction")?,
+        },
+        "company_renamed" => Event::CompanyRenamed { company: f.id("company")?, name: f.text("name")? },
+        "person_registered" => Event::PersonRegistered { person: f.id("person")?, name: f.text("name")? },
+        "acquisition" => {
+            let (acquirer, seller) = (f.id("acquirer")?, f.opt_id("seller")?);
+            distinct(f, "seller", seller.as_ref(), "acquirer", &acquirer)?;
+            Event::Acquisition {
+                acquirer,
+                target: f.id("target")?,
+                stake: f.stake()?,
+                seller,
+                consideration: f.opt_money()?,
+                deal: f.opt_id("deal")?,
+            }
+        }
+        "deal_announced" => {
+            let (acquirer, seller) = (f.id("acquirer")?, f.opt_id("seller")?);
+            distinct(f, "seller", seller.as_ref(), "acquirer", &acquirer)?;
+            Event::DealAnnounced {
+                deal: f.id("deal")?,
+                acquirer,
+                target: f.id("target")?,
+                stake: f.stake()?,
+                seller,
+                consideration: f.opt_money()?,
+            }
+        }
+        "deal_completed" => {
+            Event::DealCompleted { deal: f.id("deal")?, stake: f.opt_stake()?, consideration: f.opt_money()? }
+        }
+        "deal_terminated" => Event::DealTerminated { deal: f.id("deal")?, reason: f.opt_text("reason")? },
+        "stake_sold" => {
+            let (seller, buyer) = (f.id("seller")?, f.opt_id("buyer")?);
+            distinct(f, "buyer", buyer.as_ref(), "seller", &seller)?;
+            Event::StakeSold {
+                seller,
+                target: f.id("target")?,
+                stake: f.stake()?,
+                buyer,
+                consideration: f.opt_money()?,
+            }
+        }
+        "partnership_formed" => Event::PartnershipFormed { partners: f.partners()?, scope: f.opt_text("scope")? },
+        "partnership_continued" => Event::PartnershipContinued { partners: f.partners()?, scope: f.opt_text("scope")? },
+        "partnership_ended" => Event::PartnershipEnded {
+            partners: f.partners()?,
+            scope: f.opt_text("scope")?,
+            reason: f.opt_text("reason")?,
+        },
+        "executive_appointed" => Event::ExecutiveAppointed {
+            person: f.id("person")?,
+            company: f.id("company")?,
+            role: f.text("role")?,
+            interim: f.opt_bool("interim")?.unwrap_or(false),
+        },
+        "executive_departed" => {
+            Event::ExecutiveDeparted { person: f.id("person")?, company: f.id("company")?, role: f.opt_text("role")? }
+        }
+        "executive_moved" => {
+            let from = f.object("from", &["company", "role"])?;
+            let to = f.object("to", &["company", "role", "interim"])?;
+            Event::ExecutiveMoved {
+                person: f.id("person")?,
+                from: RoleEnd { company: from.id("company")?, role: from.opt_text("role")? },
+                to: RoleStart {
+                    company: to.id("company")?,
+                    role: to.text("role")?,
+                    interim: to.opt_bool("interim")?.unwrap_or(false),
+                },
+            }
+        }
+        "retraction" => Event::Retraction {
+            retracts: {
+                let text = f.text("retracts")?;
+                Uuid::parse_str(&text)
+                    .map_err(|_| f.err("retracts", format!("`{}` is not a UUID", truncate(&text, 40))))?
+            },
+            reason: f.text("reason")?,
+        },
+        other => return Err(format!("unknown event type `{other}`")),
+    })
+}
+
+/// Refuses `a == b` where the contract calls it malformed (`seller` = `acquirer`, `buyer` = `seller`).
+fn distinct(f: &Fields<'_>, a_name: &str, a: Option<&EntityId>, b_name: &str, b: &EntityId) -> Result<(), String> {
+    match a {
+        Some(a) if a == b => Err(f.err(a_name, format!("`{a}` cannot be both {a_name} and {b_name}"))),
+        _ => Ok(()),
+    }
+}
+
+/// The event's input fields in canonical order: `type`, `effective`, the
+/// type's fields, `source`, `note`. Absent optional fields are left out.
+pub fn input_fields(
+    effective: Option<Date>,
+    source: Option<&str>,
+    note: Option<&str>,
+    event: &Event,
+) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("type".into(), event.type_name().into());
+    if let Some(d) = effective {
+        m.insert("effective".into(), d.to_string().into());
+    }
+    put_event_fields(&mut m, event);
+    put_opt(&mut m, "source", source.map(Value::from));
+    put_opt(&mut m, "note", note.map(Value::from));
+    m
+}
+
+fn put_opt(m: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+    if let Some(v) = value {
+        m.insert(key.into(), v);
+    }
+}
+
+fn id_value(id: &EntityId) -> Value {
+    Value::from(id.as_str())
+}
+
+fn money_value(money: &Money) -> Value {
+    let mut m = Map::new();
+    m.insert("amount".into(), money.amount_text().into());
+    m.insert("currency".into(), money.currency().into());
+    Value::Object(m)
+}
+
+fn put_event_fields(m: &mut Map<String, Value>, event: &Event) {
+    let mut put = |key: &str, value: Value| {
+        m.insert(key.into(), value);
+    };
+    match event {
+        Event::CompanyRegistered { company, name, jurisdiction } => {
+            put("company", id_value(company));
+            put("name", name.as_str().into());
+            if let Some(j) = jurisdiction {
+                put("jurisdiction", j.as_str().into());
+            }
+        }
+        Event::CompanyRenamed { company, name } => {
+            put("company", id_value(company));
+            put("name", name.as_str().into());
+        }
+        Event::PersonRegistered { person, name } => {
+            put("person", id_value(person));
+            put("name", name.as_str().into());
+        }
+        Event::Acquisition { acquirer, target, stake, seller, consideration, deal } => {
+            put("acquirer", id_value(acquirer));
+            put("target", id_value(target));
+            put("stake_pct", pct_json(stake.millionths()));
+            put_trade_extras(&mut put, "seller", seller.as_ref(), consideration.as_ref());
+            if let Some(d) = deal {
+                put("deal", id_value(d));
+            }
+        }
+        Event::DealAnnounced { deal, acquirer, target, stake, seller, consideration } => {
+            put("deal", id_value(deal));
+            put("acquirer", id_value(acquirer));
+            put("target", id_value(target));
+            put("stake_pct", pct_json(stake.millionths()));
+            put_trade_extras(&mut put, "seller", seller.as_ref(), consideration.as_ref());
+        }
+        Event::DealCompleted { deal, stake, consideration } => {
+            put("deal", id_value(deal));
+            if let Some(s) = stake {
+                put("stake_pct", pct_json(s.millionths()));
+            }
+            if let Some(c) = consideration {
+                put("consideration", money_value(c));
+            }
+        }
+        Event::DealTerminated { deal, reason } => {
+            put("deal", id_value(deal));
+            if let Some(r) = reason {
+                put("reason", r.as_str().into());
+            }
+        }
+        Event::StakeSold { seller, target, stake, buyer, consideration } => {
+            put("seller", id_value(seller));
+            put("target", id_value(target));
+            put("stake_pct", pct_json(stake.millionths()));
+            put_trade_extras(&mut put, "buyer", buyer.as_ref(), consideration.as_ref());
+        }
+        Event::PartnershipFormed { partners, scope } | Event::PartnershipContinued { partners, scope } => {
+            put("partners", Value::Array(partners.iter().map(id_value).collect()));
+            if let Some(s) = scope {
+                put("scope", s.as_str().into());
+            }
+        }
+        Event::PartnershipEnded { partners, scope, reason } => {
+            put("partners", Value::Array(partners.iter().map(id_value).collect()));
+            if let Some(s) = scope {
+                put("scope", s.as_str().into());
+            }
+            if let Some(r) = reason {
+                put("reason", r.as_str().into());
+            }
+        }
+        Event::ExecutiveAppointed { person, company, role, interim } => {
+            put("person", id_value(person));
+            put("company", id_value(company));
+            put("role", role.as_str().into());
+            put("interim", (*interim).into());
+        }
+        Event::ExecutiveDeparted { person, company, role } => {
+            put("person", id_value(person));
+            put("company", id_value(company));
+            if let Some(r) = role {
+                put("role", r.as_str().into());
+            }
+        }
+        Event::ExecutiveMoved { person, from, to } => {
+            put("person", id_value(person));
+            let mut f = Map::new();
+            f.insert("company".into(), id_value(&from.company));
+            if let Some(r) = &from.role {
+                f.insert("role".into(), r.as_str().into());
+            }
+            put("from", Value::Object(f));
+            let mut t = Map::new();
+            t.insert("company".into(), id_value(&to.company));
+            t.insert("role".into(), to.role.as_str().into());
+            t.insert("interim".into(), to.interim.into());
+            put("to", Value::Object(t));
+        }
+        Event::Retraction { retracts, reason } => {
+            put("retracts", retracts.to_string().into());
+            put("reason", reason.as_str().into());
+        }
+    }
+}
+
+/// The optional counterparty and price of a trade, in canonical order.
+fn put_trade_extras(
+    put: &mut impl FnMut(&str, Value),
+    party_key: &str,
+    party: Option<&EntityId>,
+    consideration: Option<&Money>,
+) {
+    if let Some(p) = party {
+        put(party_key, id_value(p));
+    }
+    if let Some(c) = consideration {
+        put("consideration", money_value(c));
+    }
+}
+
+/// The record's canonical object: `seq`, `id`, `recorded_at`, then the input
+/// fields. Its compact bytes are what the hash chain covers.
+pub fn canonical_object(rec: &StoredEvent) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("seq".into(), rec.seq.into());
+    m.insert("id".into(), rec.id.to_string().into());
+    m.insert("recorded_at".into(), rec.recorded_at.to_string().into());
+    m.extend(input_fields(rec.effective, rec.source.as_deref(), rec.note.as_deref(), &rec.event));
+    m
+}
+
+/// The canonical bytes of a record (compact JSON of [`canonical_object`]).
+pub fn canonical_bytes(rec: &StoredEvent) -> Vec<u8> {
+    serde_json::to_vec(&canonical_object(rec)).unwrap_or_default()
+}
+
+/// The record as one export line: the canonical object with `hash` last, so
+/// that the line without its trailing `,"hash":"…"` is exactly the hashed bytes.
+pub fn export_line(rec: &StoredEvent) -> String {
+    let mut m = canonical_object(rec);
+    m.insert("hash".into(), hex::encode(rec.hash).into());
+    serde_json::to_string(&m).unwrap_or_default()
+}
+
+/// The record as a `log` line: the export line plus `retracted_by`.
+pub fn log_object(rec: &StoredEvent, retracted_by: Option<u64>) -> Map<String, Value> {
+    let mut m = canonical_object(rec);
+    m.insert("hash".into(), hex::encode(rec.hash).into());
+    m.insert("retracted_by".into(), retracted_by.map_or(Value::Null, Value::from));
+    m
+}
+
+/// The parts of an export line that the ledger assigned.
+#[derive(Debug, Clone)]
+pub struct Assigned {
+    /// The stored seq.
+    pub seq: u64,
+    /// The stored id.
+    pub id: Uuid,
+    /// The stored recording time.
+    pub recorded_at: Timestamp,
+    /// The stored hash (checked by the importer).
+    pub hash: [u8; 32],
+}
+
+/// Parses one line of an export back into what the ledger assigned and the draft.
+///
+/// # Errors
+/// A message naming the missing or malformed field.
+pub fn parse_export_line(value: &Value) -> Result<(Assigned, Draft), String> {
+    let mut map =
+        value.as_object().cloned().ok_or_else(|| format!("expected a JSON object, found {}", kind_of(value)))?;
+    map.remove("retracted_by");
+    let seq = map.remove("seq").and_then(|v| v.as_u64()).ok_or("missing or malformed field `seq`")?;
+    let recorded_at = map
+        .remove("recorded_at")
+        .and_then(|v| v.as_str().map(Timestamp::parse))
+        .ok_or("missing field `recorded_at`")??;
+    let hash = map
+        .remove("hash")
+        .and_then(|v| v.as_str().and_then(|h| hex::decode(h).ok()))
+        .and_then(|h| <[u8; 32]>::try_from(h).ok())
+        .ok_or("missing or malformed field `hash`")?;
+    let draft = parse_fields(&map)?;
+    let id = draft.id.ok_or("missing field `id`")?;
+    Ok((Assigned { seq, id, recorded_at, hash }, draft))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<Draft, String> {
+        parse_draft(&v)
+    }
+
+    #[test]
+    fn parses_an_acquisition() {
+        let d = parse(json!({"type":"acquisition","effective":"2025-06-12","acquirer":"meta","target":"scale-ai",
+            "stake_pct":49,"consideration":{"amount":"14800000000","currency":"USD"}}))
+        .expect("valid");
+        assert!(matches!(d.event, Event::Acquisition { ref stake, .. } if stake.millionths() == 490_000));
+    }
+
+    #[test]
+    fn refuses_what_the_contract_refuses() {
+        let cases = [
+            (json!({"type":"merger","effective":"2025-01-01"}), "unknown event type"),
+            (json!({"type":"company_registered","effective":"2025-01-01","company":"x"}), "missing field `name`"),
+            (
+                json!({"type":"company_registered","effective":"2025-01-01","company":"x","name":"X","ceo":"y"}),
+                "unknown field `ceo`",
+            ),
+            (json!({"type":"company_registered","effective":"2025-02-30","company":"x","name":"X"}), "not a real date"),
+            (json!({"type":"company_registered","effective":"2025-01-01","company":"X","name":"X"}), "not a slug"),
+            (
+                json!({"type":"acquisition","effective":"2025-01-01","acquirer":"a","target":"b","stake_pct":0}),
+                "outside",
+            ),
+            (
+                json!({"type":"acquisition","effective":"2025-01-01","acquirer":"a","target":"b","stake_pct":"1.23456"}),
+                "decimal places",
+            ),
+            (
+                json!({"type":"acquisition","effective":"2025-01-01","acquirer":"a","target":"b","stake_pct":5,"seller":"a"}),
+                "both seller and acquirer",
+            ),
+            (
+                json!({"type":"stake_sold","effective":"2025-01-01","seller":"a","target":"b","stake_pct":5,"buyer":"a"}),
+                "both buyer and seller",
+            ),
+            (json!({"type":"partnership_formed","effective":"2025-01-01","partners":["a","a"]}), "distinct"),
+            (json!({"type":"retraction","retracts":"0197656a-0000-7000-8000-000000000001"}), "missing field `reason`"),
+            (
+                json!({"type":"company_renamed","effective":"2025-01-01","company":"x","name":"X","seq":3}),
+                "belongs to the ledger",
+            ),
+            (json!({"type":"company_renamed","effective":"2025-01-01","company":"x","name":""}), "must not be empty"),
+            (
+                json!({"type":"acquisition","effective":"2025-01-01","acquirer":"a","target":"b","stake_pct":5,
+                "consideration":{"amount":"5","currency":"usd"}}),
+                "ISO 4217",
+            ),
+        ];
+        for (input, want) in cases {
+            let err = parse(input.clone()).expect_err(&input.to_string());
+            assert!(err.contains(want), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn null_means_absent() {
+        let d = parse(json!({"type":"executive_appointed","effective":"2025-01-01","person":"p","company":"c",
+            "role":"CEO","interim":null,"source":null}))
+        .expect("valid");
+        assert_eq!(d.source, None);
+        assert!(matches!(d.event, Event::ExecutiveAppointed { interim: false, .. }));
+    }
+
+    #[test]
+    fn input_fields_round_trip() {
+        let input = json!({"type":"executive_moved","effective":"2025-06-12","person":"alexandr-wang",
+            "from":{"company":"scale-ai","role":"CEO"},"to":{"company":"meta","role":"Head","interim":false},"source":"memo"});
+        let d = parse(input.clone()).expect("valid");
+        let out = Value::Object(input_fields(d.effective, d.source.as_deref(), d.note.as_deref(), &d.event));
+        assert_eq!(out, input);
+        assert_eq!(parse(out).expect("valid"), d);
+    }
+}

@@ -1,0 +1,667 @@
+//! The public facade: open a ledger, append events, ask questions, verify,
+//! export and import.
+//!
+//! One writer at a time (a mutex), any number of readers. An append is
+//! parsed, checked against every rule as a whole, hash-chained, written in
+//! one atomic batch, made durable, and only then indexed and made visible:
+//! readers see the derived indexes up to a watermark seq, so they never see
+//! part of an append. This module must never hold domain rules itself; it
+//! sequences `json`, `validate`, `store` and `query`.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::answer::{Career, Executives, HistoryLine, Holdings, Ownership, PartnershipsAnswer, Verified};
+use crate::error::{Error, Result, Rule};
+use crate::event::{Draft, Event, StoredEvent};
+use crate::json;
+use crate::query::Query;
+use crate::store::{chain_hash, Ns, Store};
+use crate::timeline::View;
+use crate::validate::{self, Origin, Plan};
+use crate::value::{Date, EntityId, Timestamp};
+
+/// A point of transaction time for a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum KnownAt {
+    /// Everything recorded.
+    #[default]
+    Latest,
+    /// Events with `seq <= n`.
+    Seq(u64),
+    /// Events with `recorded_at <= t`.
+    Time(Timestamp),
+}
+
+impl KnownAt {
+    /// Parses `42` (a seq) or an RFC 3339 timestamp.
+    ///
+    /// # Errors
+    /// [`Error::BadArgument`] when it is neither.
+    pub fn parse(text: &str) -> Result<Self> {
+        if let Ok(seq) = text.parse::<u64>() {
+            return Ok(Self::Seq(seq));
+        }
+        Timestamp::parse(text).map(Self::Time).map_err(|_| {
+            Error::BadArgument(format!("known-at `{text}` is neither a seq number nor an RFC 3339 timestamp"))
+        })
+    }
+}
+
+/// The two time coordinates of a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct At {
+    /// Valid time: the state as of the end of this day.
+    pub as_of: Date,
+    /// Transaction time: what the ledger knew.
+    pub known_at: KnownAt,
+}
+
+impl At {
+    /// As of `as_of`, with everything recorded.
+    pub fn date(as_of: Date) -> Self {
+        Self { as_of, known_at: KnownAt::Latest }
+    }
+
+    /// Today (UTC), with everything recorded.
+    pub fn today() -> Self {
+        Self::date(Date::today())
+    }
+}
+
+/// What an append stored (or found already stored) for one submitted event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Appended {
+    /// The event's seq.
+    pub seq: u64,
+    /// The event's id.
+    pub id: Uuid,
+}
+
+/// The five as-of queries, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryKind {
+    /// `ownership COMPANY`
+    Ownership,
+    /// `holdings HOLDER`
+    Holdings,
+    /// `partnerships COMPANY`
+    Partnerships,
+    /// `executives COMPANY`
+    Executives,
+    /// `career PERSON`
+    Career,
+}
+
+impl QueryKind {
+    /// Parses a command name (`ownership`, …).
+    ///
+    /// # Errors
+    /// [`Error::BadArgument`] for any other name.
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "ownership" => Self::Ownership,
+            "holdings" => Self::Holdings,
+            "partnerships" => Self::Partnerships,
+            "executives" => Self::Executives,
+            "career" => Self::Career,
+            other => {
+                return Err(Error::BadArgument(format!(
+                    "unknown query `{other}` (one of ownership, holdings, partnerships, executives, career)"
+                )))
+            }
+        })
+    }
+}
+
+/// An open ledger.
+pub struct Ledger {
+    store: Store,
+    writer: Mutex<()>,
+    visible: AtomicU64,
+}
+
+impl Ledger {
+    /// Opens an existing ledger (never creates one).
+    ///
+    /// # Errors
+    /// [`Error::NoLedger`], [`Error::Locked`], storage errors, or
+    /// [`Error::Corrupt`] when the log cannot be re-indexed.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_store(Store::open(path.as_ref(), false)?)
+    }
+
+    /// Opens a ledger, creating an empty one when absent.
+    ///
+    /// # Errors
+    /// As [`Ledger::open`], but never [`Error::NoLedger`].
+    pub fn open_or_create(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_store(Store::open(path.as_ref(), true)?)
+    }
+
+    fn from_store(store: Store) -> Result<Self> {
+        let ledger = Self { store, writer: Mutex::new(()), visible: AtomicU64::new(0) };
+        ledger.catch_up()?;
+        Ok(ledger)
+    }
+
+    /// Brings the derived indexes up to the log's head (after a crash between
+    /// the durable write and the indexing).
+    fn catch_up(&self) -> Result<()> {
+        let indexed = self.store.indexed()?;
+        let (head, _) = self.store.head()?;
+        if indexed < head {
+            for rec in self.store.records_from(indexed) {
+                self.index_one(&rec?)?;
+            }
+            self.store.set_indexed(head)?;
+        }
+        self.visible.store(head, Ordering::Release);
+        Ok(())
+    }
+
+    fn index_one(&self, rec: &StoredEvent) -> Result<()> {
+        let view = View::at(&self.store, u64::MAX);
+        if let Event::Retraction { retracts, .. } = &rec.event {
+            if let Some(target) = self.store.seq_of_id(retracts)? {
+                self.store.mark_retracted(target, rec.seq)?;
+            }
+        }
+        let keys = view.timelines_of(rec)?;
+        let refs: Vec<(Ns, &EntityId)> = keys.iter().map(|(ns, id)| (*ns, id)).collect();
+        self.store.index(rec, &refs)
+    }
+
+    /// Drops every derived index and rebuilds it from the log.
+    ///
+    /// # Errors
+    /// Storage errors, or [`Error::Corrupt`] on a damaged record.
+    pub fn reindex(&self) -> Result<u64> {
+        let _guard = self.lock();
+        self.store.clear_derived()?;
+        self.catch_up()?;
+        Ok(self.last_seq())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The last seq visible to readers.
+    pub fn last_seq(&self) -> u64 {
+        self.visible.load(Ordering::Acquire)
+    }
+
+    /// The number of bytes the ledger takes on disk, as sled reports it.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        self.store.size_on_disk()
+    }
+
+    /// Where the ledger lives.
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// Appends the events of a text: one JSON object (possibly over several
+    /// lines), a JSON array of objects, or JSON Lines. All or nothing.
+    ///
+    /// # Errors
+    /// [`Error::Refused`] naming the line and the rule (nothing stored), or a
+    /// storage error (nothing acknowledged).
+    ///
+    /// # Example
+    /// ```
+    /// # fn main() -> Result<(), dealledger::Error> {
+    /// let dir = tempfile::tempdir()?;
+    /// let ledger = dealledger::Ledger::open_or_create(dir.path().join("db"))?;
+    /// let stored = ledger.append_text(r#"{"type":"company_registered","effective":"2016-06-01","company":"scale-ai","name":"Scale AI"}"#)?;
+    /// assert_eq!(stored[0].seq, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn append_text(&self, text: &str) -> Result<Vec<Appended>> {
+        self.append_submitted(parse_input(text)?)
+    }
+
+    /// Appends already-parsed events (their positions count as lines 1, 2, …).
+    ///
+    /// # Errors
+    /// As [`Ledger::append_text`].
+    pub fn append(&self, drafts: Vec<Draft>) -> Result<Vec<Appended>> {
+        let items = drafts.into_iter().enumerate().map(|(index, d)| (Origin { line: index + 1, index }, d)).collect();
+        self.append_submitted(items)
+    }
+
+    fn append_submitted(&self, items: Vec<(Origin, Draft)>) -> Result<Vec<Appended>> {
+        let _guard = self.lock();
+        let (head, head_hash) = self.store.head()?;
+        let mut last_time = match head {
+            0 => Timestamp::from_nanos(i64::MIN),
+            seq => self.store.get(seq)?.recorded_at,
+        };
+        let mut answers = Vec::with_capacity(items.len());
+        let mut records: Vec<StoredEvent> = Vec::with_capacity(items.len());
+        let mut origins = Vec::with_capacity(items.len());
+        let mut batch_ids: HashMap<Uuid, usize> = HashMap::new();
+        for (origin, draft) in items {
+            if let Some(existing) = self.existing(&draft, origin, &records, &batch_ids)? {
+                answers.push(existing);
+                continue;
+            }
+            last_time = Timestamp::now().max(last_time);
+            let rec = StoredEvent {
+                seq: head + records.len() as u64 + 1,
+                id: draft.id.unwrap_or_else(Uuid::now_v7),
+                recorded_at: last_time,
+                effective: draft.effective,
+                source: draft.source,
+                note: draft.note,
+                event: draft.event,
+                prev_hash: [0; 32],
+                hash: [0; 32],
+            };
+            batch_ids.insert(rec.id, records.len());
+            answers.push(Appended { seq: rec.seq, id: rec.id });
+            records.push(rec);
+            origins.push(origin);
+        }
+        let mut prev = head_hash;
+        for rec in &mut records {
+            rec.prev_hash = prev;
+            rec.hash = chain_hash(&prev, rec);
+            prev = rec.hash;
+        }
+        self.commit(&records, &origins)?;
+        Ok(answers)
+    }
+
+    /// Rule 8: an id already stored (or earlier in the batch) is a no-op retry
+    /// with the same content, and refused with different content.
+    fn existing(
+        &self,
+        draft: &Draft,
+        origin: Origin,
+        batch: &[StoredEvent],
+        batch_ids: &HashMap<Uuid, usize>,
+    ) -> Result<Option<Appended>> {
+        let Some(id) = draft.id else { return Ok(None) };
+        let found = match batch_ids.get(&id) {
+            Some(i) => Some(batch[*i].clone()),
+            None => match self.store.seq_of_id(&id)? {
+                Some(seq) => Some(self.store.get(seq)?),
+                None => None,
+            },
+        };
+        match found {
+            None => Ok(None),
+            Some(rec) if rec.same_content(draft) => Ok(Some(Appended { seq: rec.seq, id })),
+            Some(rec) => Err(Error::Refused {
+                line: origin.line,
+                index: origin.index,
+                rule: Rule::IdConflict,
+                message: format!(
+                    "{}: id {id} is already stored as seq {} ({}) with different content",
+                    draft.event.type_name(),
+                    rec.seq,
+                    rec.event.type_name()
+                ),
+            }),
+        }
+    }
+
+    /// Validates, writes durably, indexes and publishes hash-chained records.
+    fn commit(&self, records: &[StoredEvent], origins: &[Origin]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let plan = validate::check(&self.store, records, origins)?;
+        self.store.append_durably(records)?;
+        self.index_plan(records, &plan)?;
+        let last = records.last().map_or(0, |r| r.seq);
+        self.store.set_indexed(last)?;
+        self.visible.store(last, Ordering::Release);
+        Ok(())
+    }
+
+    fn index_plan(&self, records: &[StoredEvent], plan: &Plan) -> Result<()> {
+        for (rec, keys) in records.iter().zip(&plan.timelines) {
+            let refs: Vec<(Ns, &EntityId)> = keys.iter().map(|(ns, id)| (*ns, id)).collect();
+            self.store.index(rec, &refs)?;
+        }
+        for (seq, by) in &plan.retractions {
+            self.store.mark_retracted(*seq, *by)?;
+        }
+        Ok(())
+    }
+
+    /// The seq a known-at bound stands for (never above the last visible seq).
+    ///
+    /// # Errors
+    /// Storage errors while searching by time.
+    pub fn resolve(&self, known_at: KnownAt) -> Result<u64> {
+        let head = self.last_seq();
+        match known_at {
+            KnownAt::Latest => Ok(head),
+            KnownAt::Seq(n) => Ok(n.min(head)),
+            KnownAt::Time(t) => {
+                // recorded_at never decreases with seq, so binary search.
+                let (mut lo, mut hi) = (0u64, head);
+                while lo < hi {
+                    let mid = lo + (hi - lo).div_ceil(2);
+                    if self.store.get(mid)?.recorded_at <= t {
+                        lo = mid;
+                    } else {
+                        hi = mid - 1;
+                    }
+                }
+                Ok(lo)
+            }
+        }
+    }
+
+    fn with_query<T>(&self, at: At, f: impl FnOnce(&Query<'_>) -> Result<T>) -> Result<T> {
+        let view = View::at(&self.store, self.resolve(at.known_at)?);
+        let query = Query::new(&view, at.as_of);
+        f(&query)
+    }
+
+    /// The cap table of a company.
+    ///
+    /// # Errors
+    /// [`Error::UnknownEntity`], [`Error::WrongKind`], [`Error::NotYetExisting`], storage errors.
+    pub fn ownership(&self, company: &str, at: At) -> Result<Ownership> {
+        self.with_query(at, |q| q.ownership(company))
+    }
+
+    /// What a company or person holds, directly and by look-through.
+    ///
+    /// # Errors
+    /// As [`Ledger::ownership`], plus [`Error::LimitExceeded`].
+    pub fn holdings(&self, holder: &str, at: At) -> Result<Holdings> {
+        self.with_query(at, |q| q.holdings(holder))
+    }
+
+    /// The active partnerships of a company.
+    ///
+    /// # Errors
+    /// As [`Ledger::ownership`].
+    pub fn partnerships(&self, company: &str, at: At) -> Result<PartnershipsAnswer> {
+        self.with_query(at, |q| q.partnerships(company))
+    }
+
+    /// Who holds which role at a company.
+    ///
+    /// # Errors
+    /// As [`Ledger::ownership`].
+    pub fn executives(&self, company: &str, at: At) -> Result<Executives> {
+        self.with_query(at, |q| q.executives(company))
+    }
+
+    /// The roles of a person, current and past.
+    ///
+    /// # Errors
+    /// As [`Ledger::ownership`].
+    pub fn career(&self, person: &str, at: At) -> Result<Career> {
+        self.with_query(at, |q| q.career(person))
+    }
+
+    /// Any of the five queries, as its JSON answer.
+    ///
+    /// # Errors
+    /// As the query named.
+    pub fn answer(&self, kind: QueryKind, id: &str, at: At) -> Result<Value> {
+        fn to_value<T: Serialize>(answer: T) -> Result<Value> {
+            serde_json::to_value(answer).map_err(|e| Error::BadArgument(e.to_string()))
+        }
+        match kind {
+            QueryKind::Ownership => to_value(self.ownership(id, at)?),
+            QueryKind::Holdings => to_value(self.holdings(id, at)?),
+            QueryKind::Partnerships => to_value(self.partnerships(id, at)?),
+            QueryKind::Executives => to_value(self.executives(id, at)?),
+            QueryKind::Career => to_value(self.career(id, at)?),
+        }
+    }
+
+    /// Answers one line of the batch `query` command:
+    /// `{"cmd": "ownership", "id": "scale-ai", "as_of": "2025-06-15", "known_at": null}`.
+    ///
+    /// # Errors
+    /// A malformed line or the query's own error.
+    pub fn answer_line(&self, line: &str) -> Result<Value> {
+        let (kind, id, at) = parse_query_line(line)?;
+        self.answer(kind, &id, at)
+    }
+
+    /// The history of one company or person: the events naming it in fold
+    /// order (as known at `known_at`), each with the state after that day.
+    ///
+    /// # Errors
+    /// [`Error::UnknownEntity`] and storage errors.
+    pub fn history(
+        &self,
+        id: &str,
+        known_at: KnownAt,
+        from: Option<Date>,
+        to: Option<Date>,
+    ) -> Result<Vec<HistoryLine>> {
+        let view = View::at(&self.store, self.resolve(known_at)?);
+        crate::replay::history(&view, id, from, to)
+    }
+
+    /// Calls `f` with each stored event as a `log` object, oldest first;
+    /// with `entity`, only the events naming it.
+    ///
+    /// # Errors
+    /// Storage errors and [`Error::Corrupt`].
+    pub fn log(&self, entity: Option<&str>, mut f: impl FnMut(Map<String, Value>) -> Result<()>) -> Result<()> {
+        let head = self.last_seq();
+        let emit = |rec: &StoredEvent, f: &mut dyn FnMut(Map<String, Value>) -> Result<()>| {
+            f(json::log_object(rec, self.store.retracted_by(rec.seq)?.filter(|by| *by <= head)))
+        };
+        match entity {
+            None => {
+                for rec in self.store.records_from(0) {
+                    let rec = rec?;
+                    if rec.seq > head {
+                        break;
+                    }
+                    emit(&rec, &mut f)?;
+                }
+            }
+            Some(id) => {
+                let slug = EntityId::parse(id).map_err(|e| Error::BadArgument(format!("--entity: {e}")))?;
+                let mut seqs: Vec<u64> = self.store.timeline(Ns::Entity, &slug)?.iter().map(|e| e.seq).collect();
+                seqs.sort_unstable();
+                for seq in seqs.into_iter().filter(|s| *s <= head) {
+                    emit(&self.store.get(seq)?, &mut f)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-decodes every record and re-checks the hash chain.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the first bad seq.
+    pub fn verify(&self) -> Result<Verified> {
+        let mut prev = [0u8; 32];
+        let mut expected = 1u64;
+        for item in self.store.raw_from(0) {
+            let (seq, bytes) = item?;
+            let corrupt = |detail: String| Error::Corrupt { seq: expected, detail };
+            if seq != expected {
+                return Err(corrupt(format!("missing from the log (next stored seq is {seq})")));
+            }
+            let rec = crate::codec::decode(&bytes).map_err(|e| corrupt(e.to_string()))?;
+            if rec.seq != seq {
+                return Err(corrupt(format!("record claims seq {}", rec.seq)));
+            }
+            if rec.prev_hash != prev {
+                return Err(corrupt("prev_hash does not match the previous record's hash: the chain is broken".into()));
+            }
+            if chain_hash(&prev, &rec) != rec.hash {
+                return Err(corrupt("hash does not match the record's content: the record was altered".into()));
+            }
+            prev = rec.hash;
+            expected += 1;
+        }
+        Ok(Verified { last_seq: expected - 1, hash: hex::encode(prev) })
+    }
+
+    /// Writes every record as one export line (JSON Lines), oldest first.
+    /// Stops with [`Error::Corrupt`] at the first damaged record, after
+    /// writing the intact prefix.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`], storage and write errors.
+    pub fn export(&self, out: &mut dyn Write) -> Result<u64> {
+        let mut count = 0;
+        for rec in self.store.records_from(0) {
+            writeln!(out, "{}", json::export_line(&rec?))?;
+            count += 1;
+        }
+        out.flush()?;
+        Ok(count)
+    }
+
+    /// Restores an export into this ledger, which must be empty: same seqs,
+    /// ids, recorded_at and hashes. Every hash is re-checked and every rule
+    /// re-validated; nothing is stored unless all of it is valid.
+    ///
+    /// # Errors
+    /// [`Error::Import`] naming the line, [`Error::Refused`], storage errors.
+    pub fn import(&self, input: &mut dyn BufRead) -> Result<u64> {
+        let _guard = self.lock();
+        if self.store.head()?.0 != 0 {
+            return Err(Error::Import("the ledger is not empty (import restores into an empty ledger)".into()));
+        }
+        let mut records = Vec::new();
+        let mut origins = Vec::new();
+        let mut prev = [0u8; 32];
+        let mut last_time = Timestamp::from_nanos(i64::MIN);
+        for (i, line) in input.lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let origin = Origin { line: i + 1, index: records.len() };
+            let rec = import_record(&line, origin, records.len() as u64 + 1, &prev, last_time)?;
+            prev = rec.hash;
+            last_time = rec.recorded_at;
+            records.push(rec);
+            origins.push(origin);
+        }
+        self.commit(&records, &origins)?;
+        Ok(records.len() as u64)
+    }
+}
+
+/// Parses and checks one export line against the chain so far.
+fn import_record(line: &str, origin: Origin, seq: u64, prev: &[u8; 32], last_time: Timestamp) -> Result<StoredEvent> {
+    let bad = |message: String| Error::Import(format!("line {}: {message}", origin.line));
+    let value: Value = serde_json::from_str(line).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let (assigned, draft) = json::parse_export_line(&value).map_err(bad)?;
+    if assigned.seq != seq {
+        return Err(bad(format!("seq {} where {seq} was expected", assigned.seq)));
+    }
+    if assigned.recorded_at < last_time {
+        return Err(bad("recorded_at goes backwards".into()));
+    }
+    let mut rec = StoredEvent {
+        seq,
+        id: assigned.id,
+        recorded_at: assigned.recorded_at,
+        effective: draft.effective,
+        source: draft.source,
+        note: draft.note,
+        event: draft.event,
+        prev_hash: *prev,
+        hash: [0; 32],
+    };
+    rec.hash = chain_hash(prev, &rec);
+    if rec.hash != assigned.hash {
+        return Err(bad(format!("seq {seq}: hash does not match the content (the export was altered)")));
+    }
+    Ok(rec)
+}
+
+/// Splits submitted text into events with their input lines.
+///
+/// # Errors
+/// [`Error::Refused`] with [`Rule::Malformed`] / [`Rule::LedgerOwned`] naming the line.
+pub fn parse_input(text: &str) -> Result<Vec<(Origin, Draft)>> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        if let Ok(value) = serde_json::from_str::<Value>(text) {
+            let values = match value {
+                Value::Array(items) => items,
+                single => vec![single],
+            };
+            let first_line = text.len() - trimmed.len();
+            let line = text[..first_line].matches('\n').count() + 1;
+            return values
+                .iter()
+                .enumerate()
+                .map(|(index, v)| parse_one(v, Origin { line: line + index, index }))
+                .collect();
+        }
+    }
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let origin = Origin { line: i + 1, index: out.len() };
+        let value: Value = serde_json::from_str(line).map_err(|e| Error::Refused {
+            line: origin.line,
+            index: origin.index,
+            rule: Rule::Malformed,
+            message: format!("not valid JSON: {e}"),
+        })?;
+        out.push(parse_one(&value, origin)?);
+    }
+    Ok(out)
+}
+
+fn parse_one(value: &Value, origin: Origin) -> Result<(Origin, Draft)> {
+    let refuse = |rule, message| Error::Refused { line: origin.line, index: origin.index, rule, message };
+    if let Some(message) = json::ledger_owned(value) {
+        return Err(refuse(Rule::LedgerOwned, message));
+    }
+    json::parse_draft(value).map(|d| (origin, d)).map_err(|m| refuse(Rule::Malformed, m))
+}
+
+/// Parses one line of the batch `query` input.
+fn parse_query_line(line: &str) -> Result<(QueryKind, String, At)> {
+    let bad = |m: String| Error::BadArgument(m);
+    let value: Value = serde_json::from_str(line).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let map = value.as_object().ok_or_else(|| bad("expected a JSON object".into()))?;
+    if let Some(key) = map.keys().find(|k| !["cmd", "id", "as_of", "known_at"].contains(&k.as_str())) {
+        return Err(bad(format!("unknown field `{key}` (expected cmd, id, as_of, known_at)")));
+    }
+    let text = |key: &str| map.get(key).and_then(Value::as_str);
+    let kind = QueryKind::parse(text("cmd").ok_or_else(|| bad("missing field `cmd`".into()))?)?;
+    let id = text("id").ok_or_else(|| bad("missing field `id`".into()))?.to_owned();
+    let as_of = match map.get("as_of") {
+        None | Some(Value::Null) => Date::today(),
+        Some(Value::String(s)) => Date::parse(s).map_err(|e| bad(format!("as_of: {e}")))?,
+        Some(other) => return Err(bad(format!("as_of: expected a date string, found {other}"))),
+    };
+    let known_at = match map.get("known_at") {
+        None | Some(Value::Null) => KnownAt::Latest,
+        Some(Value::Number(n)) => KnownAt::Seq(n.as_u64().ok_or_else(|| bad(format!("known_at: `{n}` is not a seq")))?),
+        Some(Value::String(s)) => KnownAt::parse(s)?,
+        Some(other) => return Err(bad(format!("known_at: expected a seq or a timestamp, found {other}"))),
+    };
+    Ok((kind, id, At { as_of, known_at }))
+}

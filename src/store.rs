@@ -1,0 +1,326 @@
+//! The append-only log on sled, and the derived indexes beside it.
+//!
+//! Tree `log` (big-endian seq → encoded record) is the only source of truth;
+//! one append is one atomic sled batch on it, made durable with `flush()` plus
+//! an fsync of sled's data file (sled 0.34.7's `flush()` alone ends in
+//! `sync_file_range`, which is not an fsync). Every other tree is a derived
+//! cache with a watermark (`meta/indexed`): after a crash it is brought up to
+//! the log's head from the log itself, never the other way round.
+//!
+//! Key layout (all integers big-endian, fixed width, built only here):
+//! * `log`: `seq u64` → record (see `codec`).
+//! * `ids`: `uuid [16]` → `seq u64`.
+//! * `timeline`: `ns u8 | slug | 0x00 | effective u32 (days ^ 0x8000_0000) | seq u64` → empty;
+//!   `ns` is `e` for an entity, `d` for a deal. A slug never holds `0x00`, so a
+//!   prefix scan of `ns | slug | 0x00` is exactly one timeline in fold order.
+//! * `retracted`: `seq u64` → `retraction seq u64`.
+//! * `meta`: `indexed` → `seq u64` (the derived trees' watermark).
+//!
+//! This module must never decide whether an event is valid: it stores what the
+//! ledger hands it and answers range reads.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::event::{Hash, StoredEvent};
+use crate::json;
+use crate::value::{Date, EntityId};
+
+/// Which kind of timeline a key belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ns {
+    /// The events naming one entity.
+    Entity,
+    /// The announcement, completion and termination of one deal.
+    Deal,
+}
+
+impl Ns {
+    fn byte(self) -> u8 {
+        match self {
+            Ns::Entity => b'e',
+            Ns::Deal => b'd',
+        }
+    }
+}
+
+/// The hash of a record: SHA-256 of the previous hash and the record's canonical bytes.
+pub fn chain_hash(prev: &Hash, rec: &StoredEvent) -> Hash {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(json::canonical_bytes(rec));
+    h.finalize().into()
+}
+
+fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+fn seq_of_bytes(bytes: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes)
+}
+
+fn timeline_prefix(ns: Ns, slug: &EntityId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(slug.as_str().len() + 14);
+    key.push(ns.byte());
+    key.extend_from_slice(slug.as_str().as_bytes());
+    key.push(0);
+    key
+}
+
+fn timeline_key(ns: Ns, slug: &EntityId, effective: Date, seq: u64) -> Vec<u8> {
+    let mut key = timeline_prefix(ns, slug);
+    key.extend_from_slice(&((effective.days() as u32) ^ 0x8000_0000).to_be_bytes());
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// One entry of a timeline: the event's effective date and seq.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Entry {
+    /// Valid time.
+    pub effective: Date,
+    /// Transaction time.
+    pub seq: u64,
+}
+
+fn entry_of_key(key: &[u8]) -> Option<Entry> {
+    let n = key.len();
+    let days = u32::from_be_bytes(key.get(n - 12..n - 8)?.try_into().ok()?) ^ 0x8000_0000;
+    Some(Entry {
+        effective: Date::from_days(days as i32).ok()?,
+        seq: u64::from_be_bytes(key.get(n - 8..)?.try_into().ok()?),
+    })
+}
+
+/// The sled database of one ledger.
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    log: sled::Tree,
+    ids: sled::Tree,
+    timeline: sled::Tree,
+    retracted: sled::Tree,
+    meta: sled::Tree,
+    data_file: File,
+}
+
+impl Store {
+    /// Opens the ledger at `path`, creating it only when `create` is true.
+    ///
+    /// # Errors
+    /// [`Error::NoLedger`] when absent and not to be created, [`Error::Locked`]
+    /// when another process holds it, [`Error::Storage`] / [`Error::Io`] otherwise.
+    pub fn open(path: &Path, create: bool) -> Result<Self> {
+        if !create && !path.join("db").exists() {
+            return Err(Error::NoLedger(path.to_path_buf()));
+        }
+        let db = sled::Config::new().path(path).open().map_err(|e| match e {
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
+                Error::Locked(path.to_path_buf())
+            }
+            other => Error::Storage(other),
+        })?;
+        let data_file = File::open(path.join("db"))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            log: db.open_tree("log")?,
+            ids: db.open_tree("ids")?,
+            timeline: db.open_tree("timeline")?,
+            retracted: db.open_tree("retracted")?,
+            meta: db.open_tree("meta")?,
+            db,
+            data_file,
+        })
+    }
+
+    /// Where the ledger lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The last stored seq (0 when empty) and its hash (zeros when empty).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the last record does not decode.
+    pub fn head(&self) -> Result<(u64, Hash)> {
+        match self.log.last()? {
+            None => Ok((0, [0; 32])),
+            Some((key, bytes)) => {
+                let seq = seq_of_bytes(&key).unwrap_or(0);
+                let rec = decode_at(seq, &bytes)?;
+                Ok((seq, rec.hash))
+            }
+        }
+    }
+
+    /// The record at `seq`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when it is missing or does not decode.
+    pub fn get(&self, seq: u64) -> Result<StoredEvent> {
+        let bytes = self
+            .log
+            .get(seq_key(seq))?
+            .ok_or_else(|| Error::Corrupt { seq, detail: "record missing from the log".into() })?;
+        decode_at(seq, &bytes)
+    }
+
+    /// Raw records from `after + 1` on, in seq order, undecoded.
+    pub fn raw_from(&self, after: u64) -> impl Iterator<Item = Result<(u64, sled::IVec)>> {
+        self.log.range(seq_key(after.saturating_add(1))..).map(|item| {
+            let (key, value) = item?;
+            let seq = seq_of_bytes(&key)
+                .ok_or_else(|| Error::Corrupt { seq: 0, detail: format!("log key of {} bytes", key.len()) })?;
+            Ok((seq, value))
+        })
+    }
+
+    /// Decoded records from `after + 1` on, in seq order.
+    pub fn records_from(&self, after: u64) -> impl Iterator<Item = Result<StoredEvent>> {
+        self.raw_from(after).map(|item| item.and_then(|(seq, bytes)| decode_at(seq, &bytes)))
+    }
+
+    /// Writes records to the log in one atomic batch and makes them durable.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] / [`Error::Io`]: then nothing of the batch is acknowledged.
+    pub fn append_durably(&self, records: &[StoredEvent]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for rec in records {
+            batch.insert(&seq_key(rec.seq), codec::encode(rec));
+        }
+        self.log.apply_batch(batch)?;
+        self.db.flush()?;
+        self.data_file.sync_data()?;
+        Ok(())
+    }
+
+    /// The derived trees' watermark: every record up to it is indexed.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a read failure.
+    pub fn indexed(&self) -> Result<u64> {
+        Ok(self.meta.get("indexed")?.and_then(|v| seq_of_bytes(&v)).unwrap_or(0))
+    }
+
+    /// Records `seq` as the derived trees' watermark.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a write failure.
+    pub fn set_indexed(&self, seq: u64) -> Result<()> {
+        self.meta.insert("indexed", &seq_key(seq))?;
+        Ok(())
+    }
+
+    /// Drops every derived tree (they are rebuilt from the log by the ledger).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a write failure.
+    pub fn clear_derived(&self) -> Result<()> {
+        for tree in [&self.ids, &self.timeline, &self.retracted] {
+            tree.clear()?;
+        }
+        self.set_indexed(0)
+    }
+
+    /// Indexes `rec` under the timelines `(ns, slug)` and its id.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a write failure.
+    pub fn index(&self, rec: &StoredEvent, timelines: &[(Ns, &EntityId)]) -> Result<()> {
+        self.ids.insert(rec.id.as_bytes(), &seq_key(rec.seq))?;
+        if let Some(effective) = rec.effective {
+            for (ns, slug) in timelines {
+                self.timeline.insert(timeline_key(*ns, slug, effective, rec.seq), &[])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks `seq` as retracted by the retraction at `by`.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a write failure.
+    pub fn mark_retracted(&self, seq: u64, by: u64) -> Result<()> {
+        self.retracted.insert(seq_key(seq), &seq_key(by))?;
+        Ok(())
+    }
+
+    /// The seq of the stored event with this id.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a read failure.
+    pub fn seq_of_id(&self, id: &Uuid) -> Result<Option<u64>> {
+        Ok(self.ids.get(id.as_bytes())?.and_then(|v| seq_of_bytes(&v)))
+    }
+
+    /// The seq of the retraction of `seq`, if any.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a read failure.
+    pub fn retracted_by(&self, seq: u64) -> Result<Option<u64>> {
+        Ok(self.retracted.get(seq_key(seq))?.and_then(|v| seq_of_bytes(&v)))
+    }
+
+    /// The entries of one timeline in fold order `(effective, seq)`.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a read failure.
+    pub fn timeline(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for item in self.timeline.scan_prefix(timeline_prefix(ns, slug)) {
+            let (key, _) = item?;
+            out.extend(entry_of_key(&key));
+        }
+        Ok(out)
+    }
+
+    /// The number of bytes sled reports on disk.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on failure.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+/// Decodes the record stored at `seq`, checking it claims that seq.
+fn decode_at(seq: u64, bytes: &[u8]) -> Result<StoredEvent> {
+    let rec = codec::decode(bytes).map_err(|e| Error::Corrupt { seq, detail: e.to_string() })?;
+    if rec.seq != seq {
+        return Err(Error::Corrupt { seq, detail: format!("record claims seq {}", rec.seq) });
+    }
+    Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_keys_sort_in_fold_order_and_parse_back() {
+        let slug = EntityId::parse("scale-ai").expect("slug");
+        let early = Date::parse("1969-12-31").expect("date");
+        let late = Date::parse("2025-06-12").expect("date");
+        let a = timeline_key(Ns::Entity, &slug, early, 9);
+        let b = timeline_key(Ns::Entity, &slug, late, 3);
+        let c = timeline_key(Ns::Entity, &slug, late, 4);
+        assert!(a < b && b < c);
+        assert_eq!(entry_of_key(&b), Some(Entry { effective: late, seq: 3 }));
+        assert_eq!(entry_of_key(&a), Some(Entry { effective: early, seq: 9 }));
+    }
+
+    #[test]
+    fn a_slug_prefix_never_matches_a_longer_slug() {
+        let short = EntityId::parse("meta").expect("slug");
+        let long = EntityId::parse("meta2").expect("slug");
+        let d = Date::parse("2025-01-01").expect("date");
+        assert!(!timeline_key(Ns::Entity, &long, d, 1).starts_with(&timeline_prefix(Ns::Entity, &short)));
+    }
+}
