@@ -84,7 +84,7 @@ impl CapTable {
         rec: &StoredEvent,
         announcement: Option<&StoredEvent>,
     ) -> Option<Breach> {
-        let Some(date) = rec.effective else { return None };
+        let date = rec.effective?;
         match (&rec.event, announcement.map(|a| &a.event)) {
             (Event::Acquisition { acquirer, target, stake, seller, .. }, _) if target == company => {
                 self.transfer(company, date, Some(acquirer), seller.as_ref(), stake.millionths())

@@ -23,8 +23,11 @@ pub struct Query<'a> {
     view: &'a View<'a>,
     as_of: Date,
     caps: RefCell<HashMap<EntityId, Rc<CapTable>>>,
-    direct: RefCell<HashMap<EntityId, Rc<Vec<(EntityId, u64)>>>>,
+    direct: RefCell<HashMap<EntityId, Rc<DirectHoldings>>>,
 }
+
+/// Direct holdings of one holder: (company, millionths > 0).
+type DirectHoldings = Vec<(EntityId, u64)>;
 
 /// The most chain steps a look-through may walk before it is refused.
 pub const LOOK_THROUGH_LIMIT: usize = 2_000_000;
@@ -95,7 +98,7 @@ impl<'a> Query<'a> {
     pub fn ownership(&self, id: &str) -> Result<Ownership> {
         let (company, reg) = self.entity(id, Some(Kind::Company))?;
         let events = self.events_until(&company)?;
-        let name = events.iter().filter_map(|r| name_set_by(r)).last().map_or(reg.name, str::to_owned);
+        let name = events.iter().rev().find_map(|r| name_set_by(r)).map_or(reg.name, str::to_owned);
         let cap = self.cap_table(&company)?;
         let mut holders: Vec<HolderRow> = cap
             .holders
@@ -154,7 +157,7 @@ impl<'a> Query<'a> {
     }
 
     /// What `holder` holds directly on the date: (company, millionths > 0), memoized.
-    fn direct_of(&self, holder: &EntityId) -> Result<Rc<Vec<(EntityId, u64)>>> {
+    fn direct_of(&self, holder: &EntityId) -> Result<Rc<DirectHoldings>> {
         if let Some(found) = self.direct.borrow().get(holder) {
             return Ok(Rc::clone(found));
         }
