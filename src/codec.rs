@@ -71,6 +71,36 @@ fn decode_v1(body: &[u8]) -> Result<StoredEvent, DecodeError> {
     Ok(rec)
 }
 
+/// The format version of derived index values (timelines). A derived value
+/// of another version is not an error: the index is rebuilt from the log.
+pub const DERIVED_VERSION: u8 = 1;
+
+/// Encodes a value of a derived index: version byte, then the bincode body.
+pub fn encode_derived<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![DERIVED_VERSION];
+    if let Ok(body) = bincode::serde::encode_to_vec(value, config()) {
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
+/// Decodes a value of a derived index.
+///
+/// # Errors
+/// [`DecodeError`] when the bytes are empty, of another version, or damaged.
+pub fn decode_derived<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    if version != DERIVED_VERSION {
+        return Err(DecodeError::UnknownVersion(version));
+    }
+    let (value, used): (T, usize) =
+        bincode::serde::decode_from_slice(body, config()).map_err(|e| DecodeError::Body(e.to_string()))?;
+    if used != body.len() {
+        return Err(DecodeError::Trailing(body.len() - used));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

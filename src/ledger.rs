@@ -20,12 +20,13 @@ use uuid::Uuid;
 
 use crate::answer::{Career, Executives, HistoryLine, Holdings, Ownership, PartnershipsAnswer, Verified};
 use crate::error::{Error, Result, Rule};
-use crate::event::{Draft, Event, StoredEvent};
+use crate::event::{Draft, StoredEvent};
 use crate::json;
 use crate::query::Query;
 use crate::store::{chain_hash, Ns, Store};
 use crate::timeline::View;
-use crate::validate::{self, Origin, Plan};
+use crate::index::Indexer;
+use crate::validate::{self, Origin};
 use crate::value::{Date, EntityId, Timestamp};
 
 /// A point of transaction time for a query.
@@ -158,25 +159,15 @@ impl Ledger {
         let indexed = self.store.indexed()?;
         let (head, _) = self.store.head()?;
         if indexed < head {
+            let mut indexer = Indexer::new(&self.store);
             for rec in self.store.records_from(indexed) {
-                self.index_one(&rec?)?;
+                indexer.add(&rec?)?;
             }
+            indexer.finish()?;
             self.store.set_indexed(head)?;
         }
         self.visible.store(head, Ordering::Release);
         Ok(())
-    }
-
-    fn index_one(&self, rec: &StoredEvent) -> Result<()> {
-        let view = View::at(&self.store, u64::MAX);
-        if let Event::Retraction { retracts, .. } = &rec.event {
-            if let Some(target) = self.store.seq_of_id(retracts)? {
-                self.store.mark_retracted(target, rec.seq)?;
-            }
-        }
-        let keys = view.timelines_of(rec)?;
-        let refs: Vec<(Ns, &EntityId)> = keys.iter().map(|(ns, id)| (*ns, id)).collect();
-        self.store.index(rec, &refs)
     }
 
     /// Drops every derived index and rebuilds it from the log.
@@ -320,26 +311,16 @@ impl Ledger {
 
     /// Validates, writes durably, indexes and publishes hash-chained records.
     fn commit(&self, records: &[StoredEvent], origins: &[Origin]) -> Result<()> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let plan = validate::check(&self.store, records, origins)?;
+        let Some(last) = records.last().map(|r| r.seq) else { return Ok(()) };
+        validate::check(&self.store, records, origins)?;
         self.store.append_durably(records)?;
-        self.index_plan(records, &plan)?;
-        let last = records.last().map_or(0, |r| r.seq);
+        let mut indexer = Indexer::new(&self.store);
+        for rec in records {
+            indexer.add(rec)?;
+        }
+        indexer.finish()?;
         self.store.set_indexed(last)?;
         self.visible.store(last, Ordering::Release);
-        Ok(())
-    }
-
-    fn index_plan(&self, records: &[StoredEvent], plan: &Plan) -> Result<()> {
-        for (rec, keys) in records.iter().zip(&plan.timelines) {
-            let refs: Vec<(Ns, &EntityId)> = keys.iter().map(|(ns, id)| (*ns, id)).collect();
-            self.store.index(rec, &refs)?;
-        }
-        for (seq, by) in &plan.retractions {
-            self.store.mark_retracted(*seq, *by)?;
-        }
         Ok(())
     }
 
@@ -479,7 +460,7 @@ impl Ledger {
             }
             Some(id) => {
                 let slug = EntityId::parse(id).map_err(|e| Error::BadArgument(format!("--entity: {e}")))?;
-                let mut seqs: Vec<u64> = self.store.timeline(Ns::Entity, &slug)?.iter().map(|e| e.seq).collect();
+                let mut seqs: Vec<u64> = self.store.timeline(Ns::Entity, &slug)?.iter().map(|f| f.seq).collect();
                 seqs.sort_unstable();
                 for seq in seqs.into_iter().filter(|s| *s <= head) {
                     emit(&self.store.get(seq)?, &mut f)?;

@@ -32,6 +32,7 @@ pub mod answer;
 mod codec;
 mod error;
 pub mod event;
+mod index;
 mod json;
 mod ledger;
 mod projection;

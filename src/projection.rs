@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 
 use crate::error::Rule;
-use crate::event::{Event, StoredEvent};
+use crate::event::Event;
+use crate::timeline::Fact;
 use crate::value::{pct_text, Date, EntityId, WHOLE};
 
 /// A rule an event breaks, found by a fold.
@@ -76,16 +77,10 @@ impl CapTable {
         self.holders.iter().find(|(_, h)| h.millionths > (WHOLE / 2) as i64).map(|(id, _)| id)
     }
 
-    /// Applies an event of the company's timeline. `announcement` is the
-    /// deal's announcement when `rec` completes or terminates a deal.
-    pub fn apply(
-        &mut self,
-        company: &EntityId,
-        rec: &StoredEvent,
-        announcement: Option<&StoredEvent>,
-    ) -> Option<Breach> {
-        let date = rec.effective?;
-        match (&rec.event, announcement.map(|a| &a.event)) {
+    /// Applies a fact of the company's timeline, checking rule 3.
+    pub fn apply(&mut self, company: &EntityId, fact: &Fact) -> Option<Breach> {
+        let date = fact.effective;
+        match (&fact.event, fact.announcement.as_ref()) {
             (Event::Acquisition { acquirer, target, stake, seller, .. }, _) if target == company => {
                 self.transfer(company, date, Some(acquirer), seller.as_ref(), stake.millionths())
             }
@@ -199,10 +194,10 @@ pub struct Partnerships {
 }
 
 impl Partnerships {
-    /// Applies an event of the company's timeline, checking rule 5.
-    pub fn apply(&mut self, company: &EntityId, rec: &StoredEvent) -> Option<Breach> {
-        let date = rec.effective?;
-        let (partners, scope) = match &rec.event {
+    /// Applies a fact of the company's timeline, checking rule 5.
+    pub fn apply(&mut self, company: &EntityId, fact: &Fact) -> Option<Breach> {
+        let date = fact.effective;
+        let (partners, scope) = match &fact.event {
             Event::PartnershipFormed { partners, scope }
             | Event::PartnershipContinued { partners, scope }
             | Event::PartnershipEnded { partners, scope, .. } => (partners, scope),
@@ -211,7 +206,7 @@ impl Partnerships {
         let other = partners.iter().find(|p| *p != company)?;
         let state = self.by_partner.entry((other.clone(), scope.clone())).or_default();
         let name = || format!("the partnership of {} and {}{}", partners[0], partners[1], scope_text(scope.as_deref()));
-        match &rec.event {
+        match &fact.event {
             Event::PartnershipFormed { .. } => {
                 let found = state.active.then(|| Breach {
                     rule: Rule::Relationship,
@@ -277,10 +272,10 @@ pub struct Roles {
 }
 
 impl Roles {
-    /// Applies a role event, checking rule 5 (complete only over a person's whole timeline).
-    pub fn apply(&mut self, rec: &StoredEvent) -> Option<Breach> {
-        let date = rec.effective?;
-        match &rec.event {
+    /// Applies a role fact, checking rule 5 (complete only over a person's whole timeline).
+    pub fn apply(&mut self, fact: &Fact) -> Option<Breach> {
+        let date = fact.effective;
+        match &fact.event {
             Event::ExecutiveAppointed { person, company, role, interim } => {
                 self.start(person, company, role, *interim, date);
                 None
@@ -342,18 +337,18 @@ pub struct DealState {
 }
 
 impl DealState {
-    /// Applies an event of the deal's timeline, checking rule 4.
-    pub fn apply(&mut self, rec: &StoredEvent) -> Option<Breach> {
-        let date = rec.effective?;
-        let deal = rec.event.deal_id()?;
-        match (&rec.event, self.status) {
+    /// Applies a fact of the deal's timeline, checking rule 4.
+    pub fn apply(&mut self, fact: &Fact) -> Option<Breach> {
+        let date = fact.effective;
+        let deal = fact.event.deal_id()?;
+        match (&fact.event, self.status) {
             (Event::DealAnnounced { .. }, Some(_)) => breach(Rule::Deal, format!("deal {deal} is already announced")),
             (Event::DealAnnounced { .. }, None) => {
                 self.status = Some(DealStatus::Pending);
                 None
             }
             (_, Some(DealStatus::Pending)) => {
-                let closed = matches!(rec.event, Event::DealCompleted { .. });
+                let closed = matches!(fact.event, Event::DealCompleted { .. });
                 self.status = Some(if closed { DealStatus::Completed } else { DealStatus::Terminated });
                 None
             }
@@ -369,9 +364,9 @@ impl DealState {
     }
 }
 
-/// A company's display name after an event, if the event sets it.
-pub fn name_set_by(rec: &StoredEvent) -> Option<&str> {
-    match &rec.event {
+/// A company's display name after a fact, if the fact sets it.
+pub fn name_set_by(fact: &Fact) -> Option<&str> {
+    match &fact.event {
         Event::CompanyRegistered { name, .. }
         | Event::CompanyRenamed { name, .. }
         | Event::PersonRegistered { name, .. } => Some(name),
@@ -383,27 +378,17 @@ pub fn name_set_by(rec: &StoredEvent) -> Option<&str> {
 mod tests {
     use super::*;
     use crate::event::RoleEnd;
-    use crate::value::{Stake, Timestamp};
+    use crate::value::Stake;
 
     fn id(s: &str) -> EntityId {
         EntityId::parse(s).expect("slug")
     }
 
-    fn rec(seq: u64, date: &str, event: Event) -> StoredEvent {
-        StoredEvent {
-            seq,
-            id: uuid::Uuid::from_u128(u128::from(seq)),
-            recorded_at: Timestamp::from_nanos(0),
-            effective: Date::parse(date).ok(),
-            source: None,
-            note: None,
-            event,
-            prev_hash: [0; 32],
-            hash: [0; 32],
-        }
+    fn rec(seq: u64, date: &str, event: Event) -> Fact {
+        Fact { effective: Date::parse(date).expect("date"), seq, retracted_by: None, event, announcement: None }
     }
 
-    fn buy(seq: u64, date: &str, acquirer: &str, pct: &str, seller: Option<&str>) -> StoredEvent {
+    fn buy(seq: u64, date: &str, acquirer: &str, pct: &str, seller: Option<&str>) -> Fact {
         rec(
             seq,
             date,
@@ -422,8 +407,8 @@ mod tests {
     fn cap_table_tracks_stakes_and_since() {
         let t = id("t");
         let mut cap = CapTable::default();
-        assert_eq!(cap.apply(&t, &buy(1, "2020-01-01", "a", "60", None), None), None);
-        assert_eq!(cap.apply(&t, &buy(2, "2021-01-01", "b", "60", Some("a")), None), None);
+        assert_eq!(cap.apply(&t, &buy(1, "2020-01-01", "a", "60", None)), None);
+        assert_eq!(cap.apply(&t, &buy(2, "2021-01-01", "b", "60", Some("a"))), None);
         assert_eq!(cap.of(&id("a")), 0);
         assert_eq!(cap.holders[&id("b")].since, Date::parse("2021-01-01").expect("date"));
         assert_eq!(cap.controller(), Some(&id("b")));
@@ -434,13 +419,13 @@ mod tests {
     fn cap_table_refuses_overselling_and_over_100() {
         let t = id("t");
         let mut cap = CapTable::default();
-        cap.apply(&t, &buy(1, "2020-01-01", "a", "60", None), None);
-        let over = cap.apply(&t, &buy(2, "2020-01-02", "b", "50", None), None).expect("breach");
+        cap.apply(&t, &buy(1, "2020-01-01", "a", "60", None));
+        let over = cap.apply(&t, &buy(2, "2020-01-02", "b", "50", None)).expect("breach");
         assert!(over.message.contains("110%"), "{}", over.message);
         let mut cap = CapTable::default();
-        let oversell = cap.apply(&t, &buy(1, "2020-01-01", "b", "5", Some("a")), None).expect("breach");
+        let oversell = cap.apply(&t, &buy(1, "2020-01-01", "b", "5", Some("a"))).expect("breach");
         assert!(oversell.message.contains("a holds 0% of t on 2020-01-01, cannot sell 5%"), "{}", oversell.message);
-        let selfish = cap.apply(&t, &buy(2, "2020-01-01", "t", "5", None), None).expect("breach");
+        let selfish = cap.apply(&t, &buy(2, "2020-01-01", "t", "5", None)).expect("breach");
         assert!(selfish.message.contains("itself"));
     }
 

@@ -12,10 +12,10 @@ use std::rc::Rc;
 
 use crate::answer::*;
 use crate::error::{Error, Result};
-use crate::event::{Event, Kind, Part, StoredEvent};
+use crate::event::{Kind, Part};
 use crate::projection::{name_set_by, CapTable, Partnerships, Roles};
 use crate::store::Ns;
-use crate::timeline::{Registration, View};
+use crate::timeline::{Fact, Registration, View};
 use crate::value::{Date, EntityId, WHOLE};
 
 /// One as-of query context over a view.
@@ -61,19 +61,12 @@ impl<'a> Query<'a> {
         Ok((slug, reg))
     }
 
-    /// The events of an entity's timeline effective on or before `as_of`.
-    fn events_until(&self, slug: &EntityId) -> Result<Vec<Rc<StoredEvent>>> {
-        let mut events = self.view.events(Ns::Entity, slug)?;
-        events.retain(|r| r.effective.is_some_and(|d| d <= self.as_of));
-        Ok(events)
-    }
-
-    /// The announcement a completion or termination refers to.
-    fn announcement_for(&self, rec: &StoredEvent) -> Result<Option<Rc<StoredEvent>>> {
-        match &rec.event {
-            Event::DealCompleted { deal, .. } | Event::DealTerminated { deal, .. } => self.view.announcement(deal),
-            _ => Ok(None),
-        }
+    /// The facts of an entity's timeline effective on or before `as_of`.
+    fn events_until(&self, slug: &EntityId) -> Result<Vec<Fact>> {
+        let mut facts = self.view.facts(Ns::Entity, slug)?;
+        let end = facts.partition_point(|f| f.effective <= self.as_of);
+        facts.truncate(end);
+        Ok(facts)
     }
 
     /// The cap table of a company as of the date (memoized).
@@ -82,9 +75,8 @@ impl<'a> Query<'a> {
             return Ok(Rc::clone(cap));
         }
         let mut cap = CapTable::default();
-        for rec in self.events_until(company)? {
-            let announcement = self.announcement_for(&rec)?;
-            let _ = cap.apply(company, &rec, announcement.as_deref());
+        for fact in self.events_until(company)? {
+            let _ = cap.apply(company, &fact);
         }
         let cap = Rc::new(cap);
         self.caps.borrow_mut().insert(company.clone(), Rc::clone(&cap));
@@ -162,14 +154,14 @@ impl<'a> Query<'a> {
             return Ok(Rc::clone(found));
         }
         let mut targets: Vec<EntityId> = Vec::new();
-        for rec in self.events_until(holder)? {
-            let parties = self.view.parties(&rec)?;
-            if !parties.iter().any(|(id, part)| id == holder && *part == Part::Holder) {
+        for fact in self.events_until(holder)? {
+            let parties = fact.parties();
+            if !parties.iter().any(|(id, part)| *id == holder && *part == Part::Holder) {
                 continue;
             }
             for (id, part) in parties {
-                if part == Part::Target && !targets.contains(&id) {
-                    targets.push(id);
+                if part == Part::Target && !targets.contains(id) {
+                    targets.push(id.clone());
                 }
             }
         }

@@ -26,8 +26,8 @@ pub fn history(view: &View<'_>, id: &str, from: Option<Date>, to: Option<Date>) 
     let mut lines: Vec<HistoryLine> = Vec::new();
     let mut before: Option<State> = None;
     let mut day: Option<(Date, State)> = None;
-    for rec in view.events(Ns::Entity, &slug)? {
-        let Some(date) = rec.effective else { continue };
+    for fact in view.facts(Ns::Entity, &slug)? {
+        let date = fact.effective;
         let state = match states.get(&date) {
             Some(state) => state.clone(),
             None => {
@@ -48,6 +48,7 @@ pub fn history(view: &View<'_>, id: &str, from: Option<Date>, to: Option<Date>) 
         if from.is_some_and(|f| date < f) || to.is_some_and(|t| date > t) {
             continue;
         }
+        let rec = view.record(fact.seq)?;
         let mut event = json::log_object(&rec, view.retracted_by(rec.seq)?);
         event.shift_remove("seq");
         lines.push(HistoryLine {

@@ -10,15 +10,16 @@
 //! Key layout (all integers big-endian, fixed width, built only here):
 //! * `log`: `seq u64` → record (see `codec`).
 //! * `ids`: `uuid [16]` → `seq u64`.
-//! * `timeline`: `ns u8 | slug | 0x00 | effective u32 (days ^ 0x8000_0000) | seq u64` → empty;
-//!   `ns` is `e` for an entity, `d` for a deal. A slug never holds `0x00`, so a
-//!   prefix scan of `ns | slug | 0x00` is exactly one timeline in fold order.
+//! * `timeline`: `ns u8 | slug` → the timeline's facts in fold order (see
+//!   `timeline::Fact`, encoded by `codec::encode_derived`); `ns` is `e` for an
+//!   entity, `d` for a deal. One read answers for one entity.
 //! * `retracted`: `seq u64` → `retraction seq u64`.
 //! * `meta`: `indexed` → `seq u64` (the derived trees' watermark).
 //!
 //! This module must never decide whether an event is valid: it stores what the
 //! ledger hands it and answers range reads.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -29,7 +30,8 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::event::{Hash, StoredEvent};
 use crate::json;
-use crate::value::{Date, EntityId};
+use crate::timeline::Fact;
+use crate::value::EntityId;
 
 /// Which kind of timeline a key belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -65,37 +67,11 @@ fn seq_of_bytes(bytes: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes)
 }
 
-fn timeline_prefix(ns: Ns, slug: &EntityId) -> Vec<u8> {
-    let mut key = Vec::with_capacity(slug.as_str().len() + 14);
+fn timeline_key(ns: Ns, slug: &EntityId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(slug.as_str().len() + 1);
     key.push(ns.byte());
     key.extend_from_slice(slug.as_str().as_bytes());
-    key.push(0);
     key
-}
-
-fn timeline_key(ns: Ns, slug: &EntityId, effective: Date, seq: u64) -> Vec<u8> {
-    let mut key = timeline_prefix(ns, slug);
-    key.extend_from_slice(&((effective.days() as u32) ^ 0x8000_0000).to_be_bytes());
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
-/// One entry of a timeline: the event's effective date and seq.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Entry {
-    /// Valid time.
-    pub effective: Date,
-    /// Transaction time.
-    pub seq: u64,
-}
-
-fn entry_of_key(key: &[u8]) -> Option<Entry> {
-    let n = key.len();
-    let days = u32::from_be_bytes(key.get(n - 12..n - 8)?.try_into().ok()?) ^ 0x8000_0000;
-    Some(Entry {
-        effective: Date::from_days(days as i32).ok()?,
-        seq: u64::from_be_bytes(key.get(n - 8..)?.try_into().ok()?),
-    })
 }
 
 /// The sled database of one ledger.
@@ -229,17 +205,21 @@ impl Store {
         self.set_indexed(0)
     }
 
-    /// Indexes `rec` under the timelines `(ns, slug)` and its id.
+    /// Records ids and replaces whole timelines, in one batch per tree.
     ///
     /// # Errors
     /// [`Error::Storage`] on a write failure.
-    pub fn index(&self, rec: &StoredEvent, timelines: &[(Ns, &EntityId)]) -> Result<()> {
-        self.ids.insert(rec.id.as_bytes(), &seq_key(rec.seq))?;
-        if let Some(effective) = rec.effective {
-            for (ns, slug) in timelines {
-                self.timeline.insert(timeline_key(*ns, slug, effective, rec.seq), &[])?;
-            }
+    pub fn write_index(&self, ids: &[(Uuid, u64)], timelines: &HashMap<(Ns, EntityId), Vec<Fact>>) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (id, seq) in ids {
+            batch.insert(id.as_bytes(), &seq_key(*seq));
         }
+        self.ids.apply_batch(batch)?;
+        let mut batch = sled::Batch::default();
+        for ((ns, slug), facts) in timelines {
+            batch.insert(timeline_key(*ns, slug), codec::encode_derived(facts));
+        }
+        self.timeline.apply_batch(batch)?;
         Ok(())
     }
 
@@ -268,17 +248,19 @@ impl Store {
         Ok(self.retracted.get(seq_key(seq))?.and_then(|v| seq_of_bytes(&v)))
     }
 
-    /// The entries of one timeline in fold order `(effective, seq)`.
+    /// The facts of one timeline in fold order (all of them, retracted or not).
     ///
     /// # Errors
-    /// [`Error::Storage`] on a read failure.
-    pub fn timeline(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Entry>> {
-        let mut out = Vec::new();
-        for item in self.timeline.scan_prefix(timeline_prefix(ns, slug)) {
-            let (key, _) = item?;
-            out.extend(entry_of_key(&key));
+    /// [`Error::Storage`] on a read failure, [`Error::Corrupt`] when the value
+    /// does not decode (`reindex` rebuilds it).
+    pub fn timeline(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Fact>> {
+        match self.timeline.get(timeline_key(ns, slug))? {
+            None => Ok(Vec::new()),
+            Some(bytes) => codec::decode_derived(&bytes).map_err(|e| Error::Corrupt {
+                seq: 0,
+                detail: format!("derived timeline of {slug} ({e}); run `dealledger reindex`"),
+            }),
         }
-        Ok(out)
     }
 
     /// The number of bytes sled reports on disk.
@@ -299,28 +281,3 @@ fn decode_at(seq: u64, bytes: &[u8]) -> Result<StoredEvent> {
     Ok(rec)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timeline_keys_sort_in_fold_order_and_parse_back() {
-        let slug = EntityId::parse("scale-ai").expect("slug");
-        let early = Date::parse("1969-12-31").expect("date");
-        let late = Date::parse("2025-06-12").expect("date");
-        let a = timeline_key(Ns::Entity, &slug, early, 9);
-        let b = timeline_key(Ns::Entity, &slug, late, 3);
-        let c = timeline_key(Ns::Entity, &slug, late, 4);
-        assert!(a < b && b < c);
-        assert_eq!(entry_of_key(&b), Some(Entry { effective: late, seq: 3 }));
-        assert_eq!(entry_of_key(&a), Some(Entry { effective: early, seq: 9 }));
-    }
-
-    #[test]
-    fn a_slug_prefix_never_matches_a_longer_slug() {
-        let short = EntityId::parse("meta").expect("slug");
-        let long = EntityId::parse("meta2").expect("slug");
-        let d = Date::parse("2025-01-01").expect("date");
-        assert!(!timeline_key(Ns::Entity, &long, d, 1).starts_with(&timeline_prefix(Ns::Entity, &short)));
-    }
-}

@@ -15,7 +15,7 @@ use crate::error::{Error, Result, Rule};
 use crate::event::{Event, Kind, StoredEvent};
 use crate::projection::{Breach, CapTable, DealState, Partnerships, Roles};
 use crate::store::{Ns, Store};
-use crate::timeline::{Overlay, Registration, View};
+use crate::timeline::{Fact, Overlay, Registration, View};
 use crate::value::EntityId;
 
 /// Where each new record came from in the input.
@@ -27,43 +27,33 @@ pub struct Origin {
     pub index: usize,
 }
 
-/// A batch that passed every rule, with what indexing it needs.
-pub struct Plan {
-    /// For each record (in seq order), the timelines it belongs to.
-    pub timelines: Vec<Vec<(Ns, EntityId)>>,
-    /// Retractions as `(retracted seq, retraction seq)`.
-    pub retractions: Vec<(u64, u64)>,
-}
-
 /// Checks a batch of new records (consecutive seqs after the store's head).
 ///
 /// # Errors
 /// [`Error::Refused`] naming the line (and, for a broken later event, its seq)
 /// and the rule; storage errors as they come.
-pub fn check(store: &Store, records: &[StoredEvent], origins: &[Origin]) -> Result<Plan> {
+pub fn check(store: &Store, records: &[StoredEvent], origins: &[Origin]) -> Result<()> {
     let first_seq = records.first().map_or(1, |r| r.seq);
     let mut overlay = Overlay::new(first_seq);
-    let mut plan = Plan { timelines: Vec::with_capacity(records.len()), retractions: Vec::new() };
     let mut touched: BTreeMap<(Ns, EntityId), u64> = BTreeMap::new();
     for (rec, origin) in records.iter().zip(origins) {
-        let keys = {
+        let (fact, retracted) = {
             let view = View::with_overlay(store, &overlay);
             if let Event::Retraction { retracts, .. } = &rec.event {
                 let target = retraction_target(&view, rec, retracts, *origin)?;
-                plan.retractions.push((target.seq, rec.seq));
-                touch(&mut touched, view.timelines_of(&target)?, rec.seq);
-                Vec::new()
+                let target_fact = view.fact_of(&target)?;
+                touch(&mut touched, target_fact.iter().flat_map(Fact::timelines), rec.seq);
+                (None, Some(target.seq))
             } else {
-                let keys = view.timelines_of(rec)?;
-                touch(&mut touched, keys.clone(), rec.seq);
-                keys
+                let fact = view.fact_of(rec)?;
+                touch(&mut touched, fact.iter().flat_map(Fact::timelines), rec.seq);
+                (fact, None)
             }
         };
-        if let Some((target, _)) = plan.retractions.last().filter(|(_, by)| *by == rec.seq) {
-            overlay.retract(*target, rec.seq);
+        if let Some(target) = retracted {
+            overlay.retract(target, rec.seq);
         }
-        overlay.push(rec.clone(), keys.clone());
-        plan.timelines.push(keys);
+        overlay.push(rec.clone(), fact);
     }
     let view = View::with_overlay(store, &overlay);
     let lines: HashMap<u64, Origin> = records.iter().map(|r| r.seq).zip(origins.iter().copied()).collect();
@@ -77,11 +67,11 @@ pub fn check(store: &Store, records: &[StoredEvent], origins: &[Origin]) -> Resu
     }
     match worst {
         Some((_, _, err)) => Err(err),
-        None => Ok(plan),
+        None => Ok(()),
     }
 }
 
-fn touch(touched: &mut BTreeMap<(Ns, EntityId), u64>, keys: Vec<(Ns, EntityId)>, seq: u64) {
+fn touch(touched: &mut BTreeMap<(Ns, EntityId), u64>, keys: impl IntoIterator<Item = (Ns, EntityId)>, seq: u64) {
     for key in keys {
         touched.entry(key).or_insert(seq);
     }
@@ -156,9 +146,9 @@ fn first_breach(view: &View<'_>, key: &(Ns, EntityId)) -> Result<Option<(u64, Br
     match key.0 {
         Ns::Deal => {
             let mut deal = DealState::default();
-            for rec in view.events(Ns::Deal, &key.1)? {
-                if let Some(b) = deal.apply(&rec) {
-                    return Ok(Some((rec.seq, b)));
+            for fact in view.facts(Ns::Deal, &key.1)? {
+                if let Some(b) = deal.apply(&fact) {
+                    return Ok(Some((fact.seq, b)));
                 }
             }
             Ok(None)
@@ -169,68 +159,45 @@ fn first_breach(view: &View<'_>, key: &(Ns, EntityId)) -> Result<Option<(u64, Br
 
 /// Rules 2, 3 and 5 over one entity's timeline.
 fn entity_breach(view: &View<'_>, slug: &EntityId) -> Result<Option<(u64, Breach)>> {
-    let events = view.events(Ns::Entity, slug)?;
-    let reg = events.iter().filter_map(|r| Registration::of(r)).min_by_key(|r| r.seq);
+    let facts = view.facts(Ns::Entity, slug)?;
+    let reg = facts.iter().filter_map(Registration::of).min_by_key(|r| r.seq);
     let mut cap = CapTable::default();
     let mut partnerships = Partnerships::default();
     let mut roles = Roles::default();
-    for rec in &events {
-        let found = match existence_breach(view, slug, rec, reg.as_ref())? {
-            Some(b) => Some(b),
-            None => match reg.as_ref().map(|r| r.kind) {
-                Some(Kind::Company) => {
-                    let announcement = match rec.event.deal_id() {
-                        Some(deal) if !matches!(rec.event, Event::DealAnnounced { .. }) => view.announcement(deal)?,
-                        _ => None,
-                    };
-                    cap.apply(slug, rec, announcement.as_deref()).or_else(|| partnerships.apply(slug, rec))
-                }
-                Some(Kind::Person) => roles.apply(rec),
-                None => None,
-            },
-        };
+    for fact in &facts {
+        let found = existence_breach(slug, fact, reg.as_ref()).or_else(|| match reg.as_ref().map(|r| r.kind) {
+            Some(Kind::Company) => cap.apply(slug, fact).or_else(|| partnerships.apply(slug, fact)),
+            Some(Kind::Person) => roles.apply(fact),
+            None => None,
+        });
         if let Some(b) = found {
-            return Ok(Some((rec.seq, b)));
+            return Ok(Some((fact.seq, b)));
         }
     }
     Ok(None)
 }
 
-/// Rule 2 for one event of `slug`'s timeline.
-fn existence_breach(
-    view: &View<'_>,
-    slug: &EntityId,
-    rec: &StoredEvent,
-    reg: Option<&Registration>,
-) -> Result<Option<Breach>> {
-    let existence = |message: String| Ok(Some(Breach { rule: Rule::Existence, message }));
-    if let Some(own) = Registration::of(rec) {
+/// Rule 2 for one fact of `slug`'s timeline.
+fn existence_breach(slug: &EntityId, fact: &Fact, reg: Option<&Registration>) -> Option<Breach> {
+    let existence = |message: String| Some(Breach { rule: Rule::Existence, message });
+    if let Some(own) = Registration::of(fact) {
         return match reg {
             Some(first) if first.seq != own.seq => {
                 existence(format!("{slug} is already registered as a {} (seq {})", first.kind.name(), first.seq))
             }
-            _ => Ok(None),
+            _ => None,
         };
     }
     let Some(reg) = reg else {
         return existence(format!("{slug} is not registered"));
     };
-    let Some(date) = rec.effective else { return Ok(None) };
+    let date = fact.effective;
     if date < reg.effective {
         return existence(format!("{slug} does not exist on {date}: it is registered from {}", reg.effective));
     }
-    for (id, part) in view.parties(rec)? {
-        if id != *slug {
-            continue;
-        }
-        if let Some(kind) = part.required_kind().filter(|k| *k != reg.kind) {
-            return existence(format!(
-                "{slug} is a {}, but a {} must be a {}",
-                reg.kind.name(),
-                part.name(),
-                kind.name()
-            ));
-        }
-    }
-    Ok(None)
+    let wrong = fact.parties().into_iter().filter(|(id, _)| *id == slug).find_map(|(_, part)| {
+        part.required_kind().filter(|k| *k != reg.kind).map(|k| (part, k))
+    });
+    let (part, kind) = wrong?;
+    existence(format!("{slug} is a {}, but a {} must be a {}", reg.kind.name(), part.name(), kind.name()))
 }
