@@ -50,5 +50,6 @@ pub use event::{Draft, Event, Kind, StoredEvent};
 pub use json::{export_line, input_fields};
 pub use ledger::{parse_input, Appended, At, KnownAt, Ledger, QueryKind};
 pub use query::LOOK_THROUGH_LIMIT;
+pub use replay::{FoldOrder, History};
 pub use validate::Origin;
 pub use value::{pct_text, Date, EntityId, Money, Stake, Timestamp};

@@ -14,7 +14,8 @@
 //!   `timeline::Fact`, encoded by `codec::encode_derived`); `ns` is `e` for an
 //!   entity, `d` for a deal. One read answers for one entity.
 //! * `retracted`: `seq u64` → `retraction seq u64`.
-//! * `meta`: `indexed` → `seq u64` (the derived trees' watermark).
+//! * `meta`: `indexed` → `seq u64` (the derived trees' watermark);
+//!   `derived_version` → `u8` (their format: another one is rebuilt on open).
 //!
 //! This module must never decide whether an event is valid: it stores what the
 //! ledger hands it and answers range reads.
@@ -194,7 +195,16 @@ impl Store {
         Ok(())
     }
 
-    /// Drops every derived tree (they are rebuilt from the log by the ledger).
+    /// Whether the derived trees were written in this release's derived format.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a read failure.
+    pub fn derived_current(&self) -> Result<bool> {
+        Ok(self.meta.get("derived_version")?.is_some_and(|v| v.as_ref() == [codec::DERIVED_VERSION]))
+    }
+
+    /// Drops every derived tree (they are rebuilt from the log by the ledger)
+    /// and marks them as of this release's derived format.
     ///
     /// # Errors
     /// [`Error::Storage`] on a write failure.
@@ -202,6 +212,7 @@ impl Store {
         for tree in [&self.ids, &self.timeline, &self.retracted] {
             tree.clear()?;
         }
+        self.meta.insert("derived_version", &[codec::DERIVED_VERSION])?;
         self.set_indexed(0)
     }
 
@@ -280,4 +291,3 @@ fn decode_at(seq: u64, bytes: &[u8]) -> Result<StoredEvent> {
     }
     Ok(rec)
 }
-

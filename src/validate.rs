@@ -195,9 +195,11 @@ fn existence_breach(slug: &EntityId, fact: &Fact, reg: Option<&Registration>) ->
     if date < reg.effective {
         return existence(format!("{slug} does not exist on {date}: it is registered from {}", reg.effective));
     }
-    let wrong = fact.parties().into_iter().filter(|(id, _)| *id == slug).find_map(|(_, part)| {
-        part.required_kind().filter(|k| *k != reg.kind).map(|k| (part, k))
-    });
+    let wrong = fact
+        .parties()
+        .into_iter()
+        .filter(|(id, _)| *id == slug)
+        .find_map(|(_, part)| part.required_kind().filter(|k| *k != reg.kind).map(|k| (part, k)));
     let (part, kind) = wrong?;
     existence(format!("{slug} is a {}, but a {} must be a {}", reg.kind.name(), part.name(), kind.name()))
 }
