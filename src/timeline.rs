@@ -78,6 +78,9 @@ pub fn fact_of(rec: &StoredEvent, announcement: Option<Event>) -> Option<Fact> {
     Some(Fact { effective: rec.effective?, seq: rec.seq, retracted_by: None, event: rec.event.clone(), announcement })
 }
 
+/// A timeline's key: its namespace and slug.
+pub type TimelineKey = (Ns, EntityId);
+
 /// A pending batch laid over the store during validation.
 #[derive(Default)]
 pub struct Overlay {
@@ -122,7 +125,7 @@ pub struct View<'a> {
     store: &'a Store,
     upto: u64,
     overlay: Option<&'a Overlay>,
-    blobs: RefCell<HashMap<(Ns, EntityId), Rc<Vec<Fact>>>>,
+    blobs: RefCell<HashMap<TimelineKey, Rc<Vec<Fact>>>>,
 }
 
 impl<'a> View<'a> {
