@@ -316,13 +316,9 @@ impl Ledger {
     /// Validates, writes durably, indexes and publishes hash-chained records.
     fn commit(&self, records: &[StoredEvent], origins: &[Origin]) -> Result<()> {
         let Some(last) = records.last().map(|r| r.seq) else { return Ok(()) };
-        validate::check(&self.store, records, origins)?;
+        let staged = validate::check(&self.store, records, origins)?;
         self.store.append_durably(records)?;
-        let mut indexer = Indexer::new(&self.store);
-        for rec in records {
-            indexer.add(rec)?;
-        }
-        indexer.finish()?;
+        staged.finish()?;
         self.store.set_indexed(last)?;
         self.visible.store(last, Ordering::Release);
         Ok(())

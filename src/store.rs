@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -220,7 +221,7 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::Storage`] on a write failure.
-    pub fn write_index(&self, ids: &[(Uuid, u64)], timelines: &HashMap<(Ns, EntityId), Vec<Fact>>) -> Result<()> {
+    pub fn write_index(&self, ids: &[(Uuid, u64)], timelines: &HashMap<(Ns, EntityId), Vec<Rc<Fact>>>) -> Result<()> {
         let mut batch = sled::Batch::default();
         for (id, seq) in ids {
             batch.insert(id.as_bytes(), &seq_key(*seq));
@@ -264,7 +265,7 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] on a read failure, [`Error::Corrupt`] when the value
     /// does not decode (`reindex` rebuilds it).
-    pub fn timeline(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Fact>> {
+    pub fn timeline(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Rc<Fact>>> {
         match self.timeline.get(timeline_key(ns, slug))? {
             None => Ok(Vec::new()),
             Some(bytes) => codec::decode_derived(&bytes).map_err(|e| Error::Corrupt {

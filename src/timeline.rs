@@ -6,16 +6,14 @@
 //! announcement it closes. Each timeline is stored as one value (see
 //! `store`), so an answer costs one read per entity. A [`View`] filters
 //! facts by a seq bound (the query's `known_at`) and retractions recorded by
-//! then, and can lay a pending batch (an [`Overlay`]) over the store, so that
-//! validation sees the timeline exactly as it would be with the new events
-//! in it. This module must never decide validity or build answers.
+//! then; validation folds the timelines staged by `index` instead. This
+//! module must never decide validity or build answers.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::error::Result;
 use crate::event::{Event, Kind, Part, StoredEvent};
@@ -81,62 +79,17 @@ pub fn fact_of(rec: &StoredEvent, announcement: Option<Event>) -> Option<Fact> {
 /// A timeline's key: its namespace and slug.
 pub type TimelineKey = (Ns, EntityId);
 
-/// A pending batch laid over the store during validation.
-#[derive(Default)]
-pub struct Overlay {
-    records: Vec<Rc<StoredEvent>>,
-    first_seq: u64,
-    facts: HashMap<(Ns, EntityId), Vec<Fact>>,
-    retracted: HashMap<u64, u64>,
-    ids: HashMap<Uuid, u64>,
-}
-
-impl Overlay {
-    /// An empty overlay whose first record will have `first_seq`.
-    pub fn new(first_seq: u64) -> Self {
-        Self { first_seq, ..Self::default() }
-    }
-
-    /// The batch's record at `seq`, if it is one of the batch's.
-    pub fn get(&self, seq: u64) -> Option<&Rc<StoredEvent>> {
-        let i = seq.checked_sub(self.first_seq)?;
-        self.records.get(usize::try_from(i).ok()?)
-    }
-
-    /// Adds a record (seqs must follow each other) with its fact, under the fact's timelines.
-    pub fn push(&mut self, rec: StoredEvent, fact: Option<Fact>) {
-        if let Some(fact) = fact {
-            for key in fact.timelines() {
-                self.facts.entry(key).or_default().push(fact.clone());
-            }
-        }
-        self.ids.insert(rec.id, rec.seq);
-        self.records.push(Rc::new(rec));
-    }
-
-    /// Marks `seq` (stored or in the batch) as retracted by the batch's `by`.
-    pub fn retract(&mut self, seq: u64, by: u64) {
-        self.retracted.insert(seq, by);
-    }
-}
-
-/// The ledger as known at one seq, optionally with a batch over it.
+/// The ledger as known at one seq.
 pub struct View<'a> {
     store: &'a Store,
     upto: u64,
-    overlay: Option<&'a Overlay>,
-    blobs: RefCell<HashMap<TimelineKey, Rc<Vec<Fact>>>>,
+    blobs: RefCell<HashMap<TimelineKey, Rc<Vec<Rc<Fact>>>>>,
 }
 
 impl<'a> View<'a> {
     /// The store as known at `upto` (events with `seq <= upto`, retractions recorded by then).
     pub fn at(store: &'a Store, upto: u64) -> Self {
-        Self { store, upto, overlay: None, blobs: RefCell::default() }
-    }
-
-    /// Everything stored, with `overlay` over it (for validation).
-    pub fn with_overlay(store: &'a Store, overlay: &'a Overlay) -> Self {
-        Self { store, upto: u64::MAX, overlay: Some(overlay), blobs: RefCell::default() }
+        Self { store, upto, blobs: RefCell::default() }
     }
 
     /// The seq bound of this view.
@@ -144,15 +97,12 @@ impl<'a> View<'a> {
         self.upto
     }
 
-    /// The full record at `seq`, from the batch or the log.
+    /// The full record at `seq`, from the log.
     ///
     /// # Errors
     /// [`crate::Error::Corrupt`] when the stored record is damaged.
-    pub fn record(&self, seq: u64) -> Result<Rc<StoredEvent>> {
-        match self.overlay.and_then(|o| o.get(seq)) {
-            Some(rec) => Ok(Rc::clone(rec)),
-            None => Ok(Rc::new(self.store.get(seq)?)),
-        }
+    pub fn record(&self, seq: u64) -> Result<StoredEvent> {
+        self.store.get(seq)
     }
 
     /// The seq of the retraction of `seq` within this view, if any.
@@ -160,24 +110,10 @@ impl<'a> View<'a> {
     /// # Errors
     /// [`crate::Error::Storage`] on a read failure.
     pub fn retracted_by(&self, seq: u64) -> Result<Option<u64>> {
-        if let Some(by) = self.overlay.and_then(|o| o.retracted.get(&seq)) {
-            return Ok(Some(*by));
-        }
         Ok(self.store.retracted_by(seq)?.filter(|by| *by <= self.upto))
     }
 
-    /// The seq of the event with this id within this view (retracted or not).
-    ///
-    /// # Errors
-    /// [`crate::Error::Storage`] on a read failure.
-    pub fn seq_of_id(&self, id: &Uuid) -> Result<Option<u64>> {
-        if let Some(seq) = self.overlay.and_then(|o| o.ids.get(id)) {
-            return Ok(Some(*seq));
-        }
-        Ok(self.store.seq_of_id(id)?.filter(|seq| *seq <= self.upto))
-    }
-
-    fn stored(&self, ns: Ns, slug: &EntityId) -> Result<Rc<Vec<Fact>>> {
+    fn stored(&self, ns: Ns, slug: &EntityId) -> Result<Rc<Vec<Rc<Fact>>>> {
         let key = (ns, slug.clone());
         if let Some(blob) = self.blobs.borrow().get(&key) {
             return Ok(Rc::clone(blob));
@@ -191,20 +127,9 @@ impl<'a> View<'a> {
     ///
     /// # Errors
     /// [`crate::Error::Storage`] / [`crate::Error::Corrupt`] on a read failure.
-    pub fn facts(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Fact>> {
+    pub fn facts(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Rc<Fact>>> {
         let stored = self.stored(ns, slug)?;
-        let extra = self.overlay.and_then(|o| o.facts.get(&(ns, slug.clone())));
-        let retracted = |f: &Fact| self.overlay.is_some_and(|o| o.retracted.contains_key(&f.seq));
-        let mut out: Vec<Fact> = stored
-            .iter()
-            .chain(extra.into_iter().flatten())
-            .filter(|f| f.known_at(self.upto) && !retracted(f))
-            .cloned()
-            .collect();
-        if extra.is_some() {
-            out.sort_unstable_by_key(Fact::key);
-        }
-        Ok(out)
+        Ok(stored.iter().filter(|f| f.known_at(self.upto)).cloned().collect())
     }
 
     /// The registration of an entity that counts in this view (the earliest by seq).
@@ -212,7 +137,7 @@ impl<'a> View<'a> {
     /// # Errors
     /// [`crate::Error::Storage`] / [`crate::Error::Corrupt`] on a read failure.
     pub fn registration(&self, slug: &EntityId) -> Result<Option<Registration>> {
-        Ok(self.facts(Ns::Entity, slug)?.iter().filter_map(Registration::of).min_by_key(|r| r.seq))
+        Ok(self.facts(Ns::Entity, slug)?.iter().filter_map(|f| Registration::of(f)).min_by_key(|r| r.seq))
     }
 
     /// The announcement of a deal that counts in this view.
@@ -224,19 +149,7 @@ impl<'a> View<'a> {
             .facts(Ns::Deal, deal)?
             .into_iter()
             .find(|f| matches!(f.event, Event::DealAnnounced { .. }))
-            .map(|f| f.event))
-    }
-
-    /// The fact of a record in this view (resolving the announcement a closure refers to).
-    ///
-    /// # Errors
-    /// As [`View::announcement`].
-    pub fn fact_of(&self, rec: &StoredEvent) -> Result<Option<Fact>> {
-        let announcement = match &rec.event {
-            Event::DealCompleted { deal, .. } | Event::DealTerminated { deal, .. } => self.announcement(deal)?,
-            _ => None,
-        };
-        Ok(fact_of(rec, announcement))
+            .map(|f| f.event.clone()))
     }
 }
 

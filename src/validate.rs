@@ -1,6 +1,6 @@
 //! The rules of contract §4, checked across the whole timeline.
 //!
-//! A batch is laid over the store as an [`Overlay`]; every timeline the batch
+//! A batch is staged over the store by the `index` module; every timeline the batch
 //! touches (the entities and deals its events name, and those of the events
 //! its retractions remove) is then folded from its start with the new events
 //! at their `(effective, seq)` place. The first breach of each timeline is
@@ -8,14 +8,14 @@
 //! it, and the error names that later event. This module must never write:
 //! it answers "may this batch be stored?" and nothing else.
 
-use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use crate::error::{Error, Result, Rule};
 use crate::event::{Event, Kind, StoredEvent};
+use crate::index::Indexer;
 use crate::projection::{Breach, CapTable, DealState, Partnerships, Roles};
 use crate::store::{Ns, Store};
-use crate::timeline::{Fact, Overlay, Registration, View};
+use crate::timeline::{Fact, Registration, TimelineKey};
 use crate::value::EntityId;
 
 /// Where each new record came from in the input.
@@ -27,154 +27,148 @@ pub struct Origin {
     pub index: usize,
 }
 
-/// Checks a batch of new records (consecutive seqs after the store's head).
+/// Checks a batch of new records (consecutive seqs after the store's head)
+/// and returns the staged index updates, to be written after the log.
 ///
 /// # Errors
 /// [`Error::Refused`] naming the line (and, for a broken later event, its seq)
 /// and the rule; storage errors as they come.
-pub fn check(store: &Store, records: &[StoredEvent], origins: &[Origin]) -> Result<()> {
-    let first_seq = records.first().map_or(1, |r| r.seq);
-    let mut overlay = Overlay::new(first_seq);
-    let mut touched: BTreeMap<(Ns, EntityId), u64> = BTreeMap::new();
+pub fn check<'a>(store: &'a Store, records: &[StoredEvent], origins: &[Origin]) -> Result<Indexer<'a>> {
+    let mut staged = Indexer::new(store);
     for (rec, origin) in records.iter().zip(origins) {
-        let (fact, retracted) = {
-            let view = View::with_overlay(store, &overlay);
-            if let Event::Retraction { retracts, .. } = &rec.event {
-                let target = retraction_target(&view, rec, retracts, *origin)?;
-                let target_fact = view.fact_of(&target)?;
-                touch(&mut touched, target_fact.iter().flat_map(Fact::timelines), rec.seq);
-                (None, Some(target.seq))
-            } else {
-                let fact = view.fact_of(rec)?;
-                touch(&mut touched, fact.iter().flat_map(Fact::timelines), rec.seq);
-                (fact, None)
-            }
+        let refuse = |rule: Rule, message: String| Error::Refused {
+            line: origin.line,
+            index: origin.index,
+            rule,
+            message: format!("{}: {message}", rec.event.type_name()),
         };
-        if let Some(target) = retracted {
-            overlay.retract(target, rec.seq);
+        match &rec.event {
+            Event::Retraction { retracts, .. } => {
+                retraction_target(&staged, rec, retracts).map_err(|m| refuse(Rule::Retraction, m))?
+            }
+            Event::DealCompleted { deal, .. } | Event::DealTerminated { deal, .. } => {
+                if staged.announcement(deal, rec.seq)?.is_none() {
+                    return Err(refuse(Rule::Deal, format!("deal {deal} is not pending: it was never announced")));
+                }
+            }
+            _ => {}
         }
-        overlay.push(rec.clone(), fact);
+        staged.add(rec)?;
     }
-    let view = View::with_overlay(store, &overlay);
-    let lines: HashMap<u64, Origin> = records.iter().map(|r| r.seq).zip(origins.iter().copied()).collect();
+    let first_seq = records.first().map_or(0, |r| r.seq);
+    let batch = Batch { records, origins, first_seq, store };
     let mut worst: Option<(Origin, u64, Error)> = None;
-    for (key, cause) in &touched {
-        let Some((seq, found)) = first_breach(&view, key)? else { continue };
-        let (origin, err) = refusal(&view, &lines, seq, *cause, found)?;
+    for (key, cause) in staged.touched().to_vec() {
+        let Some((seq, found)) = first_breach(&key, &staged.live(&key)) else { continue };
+        let (origin, err) = batch.refusal(seq, cause, found)?;
         if worst.as_ref().is_none_or(|(o, s, _)| (origin.line, seq) < (o.line, *s)) {
             worst = Some((origin, seq, err));
         }
     }
     match worst {
         Some((_, _, err)) => Err(err),
-        None => Ok(()),
+        None => Ok(staged),
     }
 }
 
-fn touch(touched: &mut BTreeMap<(Ns, EntityId), u64>, keys: impl IntoIterator<Item = (Ns, EntityId)>, seq: u64) {
-    for key in keys {
-        touched.entry(key).or_insert(seq);
+/// The batch being checked, to name its events in errors.
+struct Batch<'r> {
+    records: &'r [StoredEvent],
+    origins: &'r [Origin],
+    first_seq: u64,
+    store: &'r Store,
+}
+
+impl Batch<'_> {
+    fn position(&self, seq: u64) -> Option<usize> {
+        let i = usize::try_from(seq.checked_sub(self.first_seq)?).ok()?;
+        (i < self.records.len()).then_some(i)
+    }
+
+    fn describe(&self, seq: u64) -> Result<(String, String)> {
+        let stored;
+        let rec = match self.position(seq) {
+            Some(i) => &self.records[i],
+            None => {
+                stored = self.store.get(seq)?;
+                &stored
+            }
+        };
+        Ok((rec.event.type_name().to_owned(), date_text(rec)))
+    }
+
+    /// Turns a breach into the error to report, naming the input line.
+    fn refusal(&self, seq: u64, cause: u64, found: Breach) -> Result<(Origin, Error)> {
+        let (kind, date) = self.describe(seq)?;
+        let (origin, message) = match self.position(seq) {
+            Some(i) => (self.origins[i], format!("{kind}: {}", found.message)),
+            None => {
+                let i = self.position(cause).unwrap_or(0);
+                let cause_rec = &self.records[i];
+                let what = match &cause_rec.event {
+                    Event::Retraction { retracts, .. } => {
+                        let target = self
+                            .store
+                            .seq_of_id(retracts)?
+                            .or_else(|| self.records.iter().find(|r| r.id == *retracts).map(|r| r.seq));
+                        format!("retraction of seq {}", target.unwrap_or(0))
+                    }
+                    ev => format!("{} effective {}", ev.type_name(), date_text(cause_rec)),
+                };
+                let message = format!("{what} would break seq {seq} ({kind} effective {date}): {}", found.message);
+                (self.origins[i], message)
+            }
+        };
+        Ok((origin, Error::Refused { line: origin.line, index: origin.index, rule: found.rule, message }))
     }
 }
 
 /// Rule 7: the retracted event exists, is no retraction and is not retracted yet.
-fn retraction_target(
-    view: &View<'_>,
-    rec: &StoredEvent,
-    retracts: &uuid::Uuid,
-    origin: Origin,
-) -> Result<Rc<StoredEvent>> {
-    let refuse = |message: String| Error::Refused {
-        line: origin.line,
-        index: origin.index,
-        rule: Rule::Retraction,
-        message: format!("retraction: {message}"),
-    };
-    let seq = view
-        .seq_of_id(retracts)?
+fn retraction_target(staged: &Indexer<'_>, rec: &StoredEvent, retracts: &uuid::Uuid) -> Result<(), String> {
+    let lookup = |e: Error| e.to_string();
+    let seq = staged
+        .seq_of_id(retracts)
+        .map_err(lookup)?
         .filter(|s| *s < rec.seq)
-        .ok_or_else(|| refuse(format!("no stored event has id {retracts}")))?;
-    let target = view.record(seq)?;
-    if matches!(target.event, Event::Retraction { .. }) {
-        return Err(refuse(format!("seq {seq} is itself a retraction; a retraction cannot be retracted")));
+        .ok_or_else(|| format!("no stored event has id {retracts}"))?;
+    if staged.is_retraction(seq).map_err(lookup)? {
+        return Err(format!("seq {seq} is itself a retraction; a retraction cannot be retracted"));
     }
-    if let Some(by) = view.retracted_by(seq)? {
-        return Err(refuse(format!("seq {seq} ({}) is already retracted by seq {by}", target.event.type_name())));
+    if let Some(by) = staged.retracted_by(seq).map_err(lookup)? {
+        return Err(format!("seq {seq} is already retracted by seq {by}"));
     }
-    Ok(target)
-}
-
-/// Turns a breach into the error to report, naming the input line.
-fn refusal(
-    view: &View<'_>,
-    lines: &HashMap<u64, Origin>,
-    seq: u64,
-    cause: u64,
-    found: Breach,
-) -> Result<(Origin, Error)> {
-    let rec = view.record(seq)?;
-    let (origin, message) = match lines.get(&seq) {
-        Some(origin) => (*origin, format!("{}: {}", rec.event.type_name(), found.message)),
-        None => {
-            let cause_rec = view.record(cause)?;
-            let what = match &cause_rec.event {
-                Event::Retraction { retracts, .. } => {
-                    let target = view.seq_of_id(retracts)?.unwrap_or(0);
-                    format!("retraction of seq {target}")
-                }
-                ev => format!("{} effective {}", ev.type_name(), date_text(&cause_rec)),
-            };
-            let origin = lines.get(&cause).copied().unwrap_or(Origin { line: 0, index: 0 });
-            let message = format!(
-                "{what} would break seq {seq} ({} effective {}): {}",
-                rec.event.type_name(),
-                date_text(&rec),
-                found.message
-            );
-            (origin, message)
-        }
-    };
-    Ok((origin, Error::Refused { line: origin.line, index: origin.index, rule: found.rule, message }))
+    Ok(())
 }
 
 fn date_text(rec: &StoredEvent) -> String {
     rec.effective.map_or_else(|| "-".to_owned(), |d| d.to_string())
 }
 
-/// The first breach in one timeline, in fold order.
-fn first_breach(view: &View<'_>, key: &(Ns, EntityId)) -> Result<Option<(u64, Breach)>> {
+/// The first breach in one timeline (its live facts in fold order).
+fn first_breach(key: &TimelineKey, facts: &[Rc<Fact>]) -> Option<(u64, Breach)> {
     match key.0 {
         Ns::Deal => {
             let mut deal = DealState::default();
-            for fact in view.facts(Ns::Deal, &key.1)? {
-                if let Some(b) = deal.apply(&fact) {
-                    return Ok(Some((fact.seq, b)));
-                }
-            }
-            Ok(None)
+            facts.iter().find_map(|f| deal.apply(f).map(|b| (f.seq, b)))
         }
-        Ns::Entity => entity_breach(view, &key.1),
+        Ns::Entity => entity_breach(&key.1, facts),
     }
 }
 
 /// Rules 2, 3 and 5 over one entity's timeline.
-fn entity_breach(view: &View<'_>, slug: &EntityId) -> Result<Option<(u64, Breach)>> {
-    let facts = view.facts(Ns::Entity, slug)?;
-    let reg = facts.iter().filter_map(Registration::of).min_by_key(|r| r.seq);
+fn entity_breach(slug: &EntityId, facts: &[Rc<Fact>]) -> Option<(u64, Breach)> {
+    let reg = facts.iter().filter_map(|f| Registration::of(f)).min_by_key(|r| r.seq);
     let mut cap = CapTable::default();
     let mut partnerships = Partnerships::default();
     let mut roles = Roles::default();
-    for fact in &facts {
+    facts.iter().find_map(|fact| {
         let found = existence_breach(slug, fact, reg.as_ref()).or_else(|| match reg.as_ref().map(|r| r.kind) {
             Some(Kind::Company) => cap.apply(slug, fact).or_else(|| partnerships.apply(slug, fact)),
             Some(Kind::Person) => roles.apply(fact),
             None => None,
         });
-        if let Some(b) = found {
-            return Ok(Some((fact.seq, b)));
-        }
-    }
-    Ok(None)
+        found.map(|b| (fact.seq, b))
+    })
 }
 
 /// Rule 2 for one fact of `slug`'s timeline.
