@@ -46,10 +46,10 @@ pub fn check<'a>(store: &'a Store, records: &[StoredEvent], origins: &[Origin]) 
             Event::Retraction { retracts, .. } => {
                 retraction_target(&staged, rec, retracts).map_err(|m| refuse(Rule::Retraction, m))?
             }
-            Event::DealCompleted { deal, .. } | Event::DealTerminated { deal, .. } => {
-                if staged.announcement(deal, rec.seq)?.is_none() {
-                    return Err(refuse(Rule::Deal, format!("deal {deal} is not pending: it was never announced")));
-                }
+            Event::DealCompleted { deal, .. } | Event::DealTerminated { deal, .. }
+                if staged.announcement(deal, rec.seq)?.is_none() =>
+            {
+                return Err(refuse(Rule::Deal, format!("deal {deal} is not pending: it was never announced")));
             }
             _ => {}
         }
