@@ -98,12 +98,7 @@ impl Store {
         if !create && !path.join("db").exists() {
             return Err(Error::NoLedger(path.to_path_buf()));
         }
-        let db = sled::Config::new().path(path).open().map_err(|e| match e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
-                Error::Locked(path.to_path_buf())
-            }
-            other => Error::Storage(other),
-        })?;
+        let db = open_sled(path)?;
         let data_file = File::open(path.join("db"))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -281,6 +276,27 @@ impl Store {
     /// [`Error::Storage`] on failure.
     pub fn size_on_disk(&self) -> Result<u64> {
         Ok(self.db.size_on_disk()?)
+    }
+}
+
+/// Opens sled, waiting up to a second for a lock held by a `Db` of this
+/// process that was just dropped: sled 0.34 releases the file lock from a
+/// background thread, after the drop returns.
+fn open_sled(path: &Path) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match sled::Config::new().path(path).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(io))
+                if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+            {
+                if std::time::Instant::now() >= deadline {
+                    return Err(Error::Locked(path.to_path_buf()));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(other) => return Err(Error::Storage(other)),
+        }
     }
 }
 
