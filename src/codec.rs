@@ -73,7 +73,7 @@ fn decode_v1(body: &[u8]) -> Result<StoredEvent, DecodeError> {
 
 /// The format version of derived index values (timelines). A derived value
 /// of another version is not an error: the index is rebuilt from the log.
-pub const DERIVED_VERSION: u8 = 1;
+pub const DERIVED_VERSION: u8 = 2;
 
 /// Encodes a value of a derived index: version byte, then the bincode body.
 pub fn encode_derived<T: serde::Serialize>(value: &T) -> Vec<u8> {

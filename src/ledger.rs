@@ -23,9 +23,10 @@ use crate::error::{Error, Result, Rule};
 use crate::event::{Draft, StoredEvent};
 use crate::index::Indexer;
 use crate::json;
+use crate::par;
 use crate::query::Query;
 use crate::replay::{FoldOrder, History};
-use crate::store::{chain_hash, Ns, Store};
+use crate::store::{chain_hash, chain_hash_of, Ns, Store};
 use crate::timeline::View;
 use crate::validate::{self, Origin};
 use crate::value::{Date, EntityId, Timestamp};
@@ -269,10 +270,11 @@ impl Ledger {
             records.push(rec);
             origins.push(origin);
         }
+        let canonical = par::map(&records, json::canonical_bytes);
         let mut prev = head_hash;
-        for rec in &mut records {
+        for (rec, bytes) in records.iter_mut().zip(&canonical) {
             rec.prev_hash = prev;
-            rec.hash = chain_hash(&prev, rec);
+            rec.hash = chain_hash_of(&prev, bytes);
             prev = rec.hash;
         }
         self.commit(&records, &origins)?;
@@ -652,21 +654,21 @@ pub fn parse_input(text: &str) -> Result<Vec<(Origin, Draft)>> {
                 .collect();
         }
     }
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let origin = Origin { line: i + 1, index: out.len() };
+    let lines: Vec<(usize, &str)> =
+        text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i + 1, l)).collect();
+    let indexed: Vec<(Origin, &str)> =
+        lines.iter().enumerate().map(|(index, (line, text))| (Origin { line: *line, index }, *text)).collect();
+    par::map(&indexed, |(origin, line)| {
         let value: Value = serde_json::from_str(line).map_err(|e| Error::Refused {
             line: origin.line,
             index: origin.index,
             rule: Rule::Malformed,
             message: format!("not valid JSON: {e}"),
         })?;
-        out.push(parse_one(&value, origin)?);
-    }
-    Ok(out)
+        parse_one(&value, *origin)
+    })
+    .into_iter()
+    .collect()
 }
 
 fn parse_one(value: &Value, origin: Origin) -> Result<(Origin, Draft)> {

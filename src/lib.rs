@@ -35,6 +35,7 @@ pub mod event;
 mod index;
 mod json;
 mod ledger;
+mod par;
 mod projection;
 mod query;
 mod replay;

@@ -9,7 +9,9 @@
 //!
 //! Key layout (all integers big-endian, fixed width, built only here):
 //! * `log`: `seq u64` → record (see `codec`).
-//! * `ids`: `uuid [16]` → `seq u64`.
+//! * `ids`: `bucket u16` → sorted entries `uuid [16] | seq u64`; the bucket is
+//!   the last 12 bits of the uuid (random in v4 and v7 ids), so a bulk load
+//!   writes at most 4,096 values and a look-up is one read and a binary search.
 //! * `timeline`: `ns u8 | slug` → the timeline's facts in fold order (see
 //!   `timeline::Fact`, encoded by `codec::encode_derived`); `ns` is `e` for an
 //!   entity, `d` for a deal. One read answers for one entity.
@@ -55,9 +57,14 @@ impl Ns {
 
 /// The hash of a record: SHA-256 of the previous hash and the record's canonical bytes.
 pub fn chain_hash(prev: &Hash, rec: &StoredEvent) -> Hash {
+    chain_hash_of(prev, &json::canonical_bytes(rec))
+}
+
+/// The hash of a record from its canonical bytes (see [`chain_hash`]).
+pub fn chain_hash_of(prev: &Hash, canonical: &[u8]) -> Hash {
     let mut h = Sha256::new();
     h.update(prev);
-    h.update(json::canonical_bytes(rec));
+    h.update(canonical);
     h.finalize().into()
 }
 
@@ -67,6 +74,21 @@ fn seq_key(seq: u64) -> [u8; 8] {
 
 fn seq_of_bytes(bytes: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes)
+}
+
+/// The size of one entry of an ids bucket: uuid, then big-endian seq.
+const ID_ENTRY: usize = 24;
+
+fn id_bucket(id: &Uuid) -> u16 {
+    let b = id.as_bytes();
+    u16::from_be_bytes([b[14], b[15]]) & 0x0fff
+}
+
+fn id_entry(id: &Uuid, seq: u64) -> [u8; ID_ENTRY] {
+    let mut entry = [0u8; ID_ENTRY];
+    entry[..16].copy_from_slice(id.as_bytes());
+    entry[16..].copy_from_slice(&seq.to_be_bytes());
+    entry
 }
 
 fn timeline_key(ns: Ns, slug: &EntityId) -> Vec<u8> {
@@ -212,14 +234,22 @@ impl Store {
         self.set_indexed(0)
     }
 
-    /// Records ids and replaces whole timelines, in one batch per tree.
+    /// Adds ids and replaces whole timelines, in one batch per tree.
     ///
     /// # Errors
     /// [`Error::Storage`] on a write failure.
     pub fn write_index(&self, ids: &[(Uuid, u64)], timelines: &HashMap<(Ns, EntityId), Vec<Rc<Fact>>>) -> Result<()> {
-        let mut batch = sled::Batch::default();
+        let mut by_bucket: HashMap<u16, Vec<[u8; ID_ENTRY]>> = HashMap::new();
         for (id, seq) in ids {
-            batch.insert(id.as_bytes(), &seq_key(*seq));
+            by_bucket.entry(id_bucket(id)).or_default().push(id_entry(id, *seq));
+        }
+        let mut batch = sled::Batch::default();
+        for (bucket, mut entries) in by_bucket {
+            if let Some(stored) = self.ids.get(bucket.to_be_bytes())? {
+                entries.extend(stored.chunks_exact(ID_ENTRY).filter_map(|c| <[u8; ID_ENTRY]>::try_from(c).ok()));
+            }
+            entries.sort_unstable();
+            batch.insert(&bucket.to_be_bytes(), entries.concat());
         }
         self.ids.apply_batch(batch)?;
         let mut batch = sled::Batch::default();
@@ -244,7 +274,9 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] on a read failure.
     pub fn seq_of_id(&self, id: &Uuid) -> Result<Option<u64>> {
-        Ok(self.ids.get(id.as_bytes())?.and_then(|v| seq_of_bytes(&v)))
+        let Some(bucket) = self.ids.get(id_bucket(id).to_be_bytes())? else { return Ok(None) };
+        let entries: Vec<&[u8]> = bucket.chunks_exact(ID_ENTRY).collect();
+        Ok(entries.binary_search_by(|e| e[..16].cmp(id.as_bytes())).ok().and_then(|i| seq_of_bytes(&entries[i][16..])))
     }
 
     /// The seq of the retraction of `seq`, if any.

@@ -17,6 +17,9 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 
+/// A query asked at a known-at seq, with its answer: (kind, id, as_of, known_at, answer).
+type Recorded = (QueryKind, String, Date, u64, Result<Value, String>);
+
 /// Cases of each history-based property (each case appends 300..1500 events, often twice).
 const CASES: u32 = 10;
 
@@ -365,7 +368,7 @@ proptest! {
         let h = history(spec);
         let (_dir, ledger) = empty_ledger();
         let mut rng = Rng(pick);
-        let mut recorded: Vec<(QueryKind, String, Date, u64, Result<Value, String>)> = Vec::new();
+        let mut recorded: Vec<Recorded> = Vec::new();
         let mut at = 0;
         let mut sizes = chunks.iter().cycle();
         let mut registered: Vec<String> = Vec::new();

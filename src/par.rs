@@ -1,0 +1,35 @@
+//! Data parallelism for the bulk paths (parsing, canonical bytes), with
+//! scoped std threads: no thread pool, no extra dependency.
+//!
+//! Results keep the input order, so errors are reported for the first
+//! offending item exactly as a sequential loop would. This module must never
+//! be used where order of side effects matters.
+
+use std::num::NonZeroUsize;
+use std::thread;
+
+/// Below this many items a single thread is faster than spawning.
+const MIN_PARALLEL: usize = 2_048;
+
+/// Maps `f` over `items` on all cores, keeping the order.
+pub fn map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
+    let threads = thread::available_parallelism().map_or(1, NonZeroUsize::get).min(8);
+    if threads < 2 || items.len() < MIN_PARALLEL {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    thread::scope(|scope| {
+        let handles: Vec<_> =
+            items.chunks(chunk).map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<U>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keeps_the_order() {
+        let items: Vec<u64> = (0..10_000).collect();
+        assert_eq!(super::map(&items, |x| x * 2), items.iter().map(|x| x * 2).collect::<Vec<_>>());
+    }
+}
