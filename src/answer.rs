@@ -225,6 +225,22 @@ pub struct PastRoleRow {
     pub to: Date,
 }
 
+/// The answer of any of the five queries.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// `ownership COMPANY`
+    Ownership(Ownership),
+    /// `holdings HOLDER`
+    Holdings(Holdings),
+    /// `partnerships COMPANY`
+    Partnerships(PartnershipsAnswer),
+    /// `executives COMPANY`
+    Executives(Executives),
+    /// `career PERSON`
+    Career(Career),
+}
+
 /// The state shown after an event of a history: a company's cap table or a person's career.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::answer::{Career, Executives, HistoryLine, Holdings, Ownership, PartnershipsAnswer, Verified};
+use crate::answer::{Answer, Career, Executives, HistoryLine, Holdings, Ownership, PartnershipsAnswer, Verified};
 use crate::error::{Error, Result, Rule};
 use crate::event::{Draft, StoredEvent};
 use crate::index::Indexer;
@@ -86,6 +86,19 @@ pub struct Appended {
     pub seq: u64,
     /// The event's id.
     pub id: Uuid,
+}
+
+/// The phases of an append, for progress displays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading the submitted text.
+    Parsing,
+    /// Checking this many new events against every rule.
+    Validating(usize),
+    /// Writing this many events durably (one fsync).
+    Writing(usize),
+    /// Updating the derived indexes for this many events.
+    Indexing(usize),
 }
 
 /// The five as-of queries, by name.
@@ -225,7 +238,18 @@ impl Ledger {
     /// # Ok(()) }
     /// ```
     pub fn append_text(&self, text: &str) -> Result<Vec<Appended>> {
-        self.append_submitted(parse_input(text)?)
+        self.append_text_observed(text, &|_| {})
+    }
+
+    /// [`Ledger::append_text`], telling `observe` as each phase starts (for a
+    /// progress display on long appends).
+    ///
+    /// # Errors
+    /// As [`Ledger::append_text`].
+    pub fn append_text_observed(&self, text: &str, observe: &dyn Fn(Phase)) -> Result<Vec<Appended>> {
+        observe(Phase::Parsing);
+        let items = parse_input(text)?;
+        self.append_observed(items, observe)
     }
 
     /// Appends already-parsed events (their positions count as lines 1, 2, …).
@@ -234,10 +258,10 @@ impl Ledger {
     /// As [`Ledger::append_text`].
     pub fn append(&self, drafts: Vec<Draft>) -> Result<Vec<Appended>> {
         let items = drafts.into_iter().enumerate().map(|(index, d)| (Origin { line: index + 1, index }, d)).collect();
-        self.append_submitted(items)
+        self.append_observed(items, &|_| {})
     }
 
-    fn append_submitted(&self, items: Vec<(Origin, Draft)>) -> Result<Vec<Appended>> {
+    fn append_observed(&self, items: Vec<(Origin, Draft)>, observe: &dyn Fn(Phase)) -> Result<Vec<Appended>> {
         let _guard = self.lock();
         let (head, head_hash) = self.store.head()?;
         let mut last_time = match head {
@@ -277,7 +301,7 @@ impl Ledger {
             rec.hash = chain_hash_of(&prev, bytes);
             prev = rec.hash;
         }
-        self.commit(&records, &origins)?;
+        self.commit(&records, &origins, observe)?;
         Ok(answers)
     }
 
@@ -316,10 +340,13 @@ impl Ledger {
     }
 
     /// Validates, writes durably, indexes and publishes hash-chained records.
-    fn commit(&self, records: &[StoredEvent], origins: &[Origin]) -> Result<()> {
+    fn commit(&self, records: &[StoredEvent], origins: &[Origin], observe: &dyn Fn(Phase)) -> Result<()> {
         let Some(last) = records.last().map(|r| r.seq) else { return Ok(()) };
+        observe(Phase::Validating(records.len()));
         let staged = validate::check(&self.store, records, origins)?;
+        observe(Phase::Writing(records.len()));
         self.store.append_durably(records)?;
+        observe(Phase::Indexing(records.len()));
         staged.finish()?;
         self.store.set_indexed(last)?;
         self.visible.store(last, Ordering::Release);
@@ -397,31 +424,37 @@ impl Ledger {
         self.with_query(at, |q| q.career(person))
     }
 
+    /// Any of the five queries, as its typed answer.
+    ///
+    /// # Errors
+    /// As the query named.
+    pub fn answer_typed(&self, kind: QueryKind, id: &str, at: At) -> Result<Answer> {
+        Ok(match kind {
+            QueryKind::Ownership => Answer::Ownership(self.ownership(id, at)?),
+            QueryKind::Holdings => Answer::Holdings(self.holdings(id, at)?),
+            QueryKind::Partnerships => Answer::Partnerships(self.partnerships(id, at)?),
+            QueryKind::Executives => Answer::Executives(self.executives(id, at)?),
+            QueryKind::Career => Answer::Career(self.career(id, at)?),
+        })
+    }
+
     /// Any of the five queries, as its JSON answer.
     ///
     /// # Errors
     /// As the query named.
     pub fn answer(&self, kind: QueryKind, id: &str, at: At) -> Result<Value> {
-        fn to_value<T: Serialize>(answer: T) -> Result<Value> {
-            serde_json::to_value(answer).map_err(|e| Error::BadArgument(e.to_string()))
-        }
-        match kind {
-            QueryKind::Ownership => to_value(self.ownership(id, at)?),
-            QueryKind::Holdings => to_value(self.holdings(id, at)?),
-            QueryKind::Partnerships => to_value(self.partnerships(id, at)?),
-            QueryKind::Executives => to_value(self.executives(id, at)?),
-            QueryKind::Career => to_value(self.career(id, at)?),
-        }
+        serde_json::to_value(self.answer_typed(kind, id, at)?).map_err(|e| Error::BadArgument(e.to_string()))
     }
 
-    /// Answers one line of the batch `query` command:
-    /// `{"cmd": "ownership", "id": "scale-ai", "as_of": "2025-06-15", "known_at": null}`.
+    /// Answers one line of the batch `query` command
+    /// (`{"cmd": "ownership", "id": "scale-ai", "as_of": "2025-06-15", "known_at": null}`)
+    /// with its compact JSON answer.
     ///
     /// # Errors
     /// A malformed line or the query's own error.
-    pub fn answer_line(&self, line: &str) -> Result<Value> {
+    pub fn answer_line(&self, line: &str) -> Result<String> {
         let (kind, id, at) = parse_query_line(line)?;
-        self.answer(kind, &id, at)
+        serde_json::to_string(&self.answer_typed(kind, &id, at)?).map_err(|e| Error::BadArgument(e.to_string()))
     }
 
     /// The history of one company or person: the events naming it in fold
@@ -599,7 +632,7 @@ impl Ledger {
             records.push(rec);
             origins.push(origin);
         }
-        self.commit(&records, &origins)?;
+        self.commit(&records, &origins, &|_| {})?;
         Ok(records.len() as u64)
     }
 }

@@ -49,7 +49,7 @@ pub use codec::{decode as decode_record, encode as encode_record, DecodeError, F
 pub use error::{Error, Result, Rule};
 pub use event::{Draft, Event, Kind, StoredEvent};
 pub use json::{export_line, input_fields};
-pub use ledger::{parse_input, Appended, At, KnownAt, Ledger, QueryKind};
+pub use ledger::{parse_input, Appended, At, KnownAt, Ledger, Phase, QueryKind};
 pub use query::LOOK_THROUGH_LIMIT;
 pub use replay::{FoldOrder, History};
 pub use validate::Origin;

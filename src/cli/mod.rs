@@ -8,13 +8,13 @@
 mod table;
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use dealledger::{At, Date, KnownAt, Ledger, QueryKind};
+use dealledger::{At, Date, KnownAt, Ledger, Phase, QueryKind};
 
 /// dealledger: an append-only, tamper-evident, bitemporal ledger of corporate deals.
 #[derive(Parser, Debug)]
@@ -195,7 +195,9 @@ fn run(cli: Cli) -> Result<()> {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let answer = ledger.answer_line(&line).unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+                let answer = ledger
+                    .answer_line(&line)
+                    .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}).to_string());
                 writeln!(out, "{answer}")?;
             }
         }
@@ -224,7 +226,23 @@ fn append(db: &Path, file: Option<&Path>, json: bool, out: &mut dyn Write) -> Re
     let mut text = String::new();
     open_input(file)?.read_to_string(&mut text).context("cannot read the input as UTF-8 text")?;
     let ledger = Ledger::open_or_create(db)?;
-    let appended = ledger.append_text(&text)?;
+    let bar = progress_bar(text.len());
+    let appended = ledger.append_text_observed(&text, &|phase| {
+        if let Some(bar) = &bar {
+            let (step, message) = match phase {
+                Phase::Parsing => (0, "parsing".to_owned()),
+                Phase::Validating(n) => (1, format!("validating {n} events")),
+                Phase::Writing(n) => (2, format!("writing {n} events durably")),
+                Phase::Indexing(n) => (3, format!("indexing {n} events")),
+            };
+            bar.set_position(step);
+            bar.set_message(message);
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let appended = appended?;
     if json {
         for a in &appended {
             writeln!(out, "{}", serde_json::json!({"seq": a.seq, "id": a.id}))?;
@@ -240,6 +258,19 @@ fn append(db: &Path, file: Option<&Path>, json: bool, out: &mut dyn Write) -> Re
         )?;
     }
     Ok(())
+}
+
+/// A progress bar on stderr for large appends, only when stderr is a terminal.
+fn progress_bar(input_len: usize) -> Option<indicatif::ProgressBar> {
+    if input_len < 1 << 20 || !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(4);
+    let style = indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:20} {msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
 }
 
 fn one_query(db: &Path, kind: QueryKind, args: &QueryArgs, out: &mut dyn Write) -> Result<()> {
