@@ -5,7 +5,9 @@
 //! and timestamps are integers. A record written by any release must decode
 //! in every later one: a new layout gets a new version byte and an upcaster
 //! here, and old versions never stop decoding. The golden-bytes test in
-//! `tests/golden.rs` pins version 1. This module must never change the meaning
+//! `tests/golden.rs` pins version 1. The log stores records in blocks (see
+//! [`encode_block`]); derived indexes have their own version
+//! ([`DERIVED_VERSION`]) and are rebuilt rather than upcast. This module must never change the meaning
 //! of a version that has shipped.
 
 use crate::event::StoredEvent;
@@ -69,6 +71,64 @@ fn decode_v1(body: &[u8]) -> Result<StoredEvent, DecodeError> {
         return Err(DecodeError::Trailing(body.len() - used));
     }
     Ok(rec)
+}
+
+/// The format version of a block of records in the log.
+pub const BLOCK_VERSION: u8 = 1;
+
+/// Packs encoded records (each from [`encode`]) into one log block:
+/// `[BLOCK_VERSION][count u32 LE]` then, per record, `[length u32 LE][record]`.
+/// Blocks exist because sled's cost is per insert, not per byte: one insert
+/// per block instead of per event makes bulk appends several times faster
+/// and keeps sled's batch memory small.
+pub fn encode_block(records: &[Vec<u8>]) -> Vec<u8> {
+    let size: usize = records.iter().map(|r| r.len() + 4).sum();
+    let mut out = Vec::with_capacity(size + 5);
+    out.push(BLOCK_VERSION);
+    out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    for rec in records {
+        out.extend_from_slice(&(rec.len() as u32).to_le_bytes());
+        out.extend_from_slice(rec);
+    }
+    out
+}
+
+/// Splits a log block into its encoded records (not yet decoded).
+///
+/// # Errors
+/// [`DecodeError`] naming what is wrong with the block's framing; the
+/// records before the damage are returned in `Ok` parts by [`block_prefix`].
+pub fn decode_block(bytes: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
+    let (records, damage) = block_prefix(bytes);
+    match damage {
+        Some(e) => Err(e),
+        None => Ok(records),
+    }
+}
+
+/// The intact records of a block, and what is wrong after them, if anything.
+pub fn block_prefix(bytes: &[u8]) -> (Vec<&[u8]>, Option<DecodeError>) {
+    let Some((&version, rest)) = bytes.split_first() else { return (Vec::new(), Some(DecodeError::Empty)) };
+    if version != BLOCK_VERSION {
+        return (Vec::new(), Some(DecodeError::UnknownVersion(version)));
+    }
+    let Some(count) = rest.get(..4).and_then(|c| <[u8; 4]>::try_from(c).ok()).map(u32::from_le_bytes) else {
+        return (Vec::new(), Some(DecodeError::Body("block header cut short".into())));
+    };
+    let mut records = Vec::with_capacity(count as usize);
+    let mut at = 4;
+    for i in 0..count {
+        let len = rest.get(at..at + 4).and_then(|c| <[u8; 4]>::try_from(c).ok()).map(u32::from_le_bytes);
+        let Some(record) = len.and_then(|len| rest.get(at + 4..at + 4 + len as usize)) else {
+            return (records, Some(DecodeError::Body(format!("block cut short at record {} of {count}", i + 1))));
+        };
+        records.push(record);
+        at += 4 + record.len();
+    }
+    if at != rest.len() {
+        return (records, Some(DecodeError::Trailing(rest.len() - at)));
+    }
+    (records, None)
 }
 
 /// The format version of derived index values (timelines). A derived value

@@ -45,7 +45,10 @@ mod timeline;
 mod validate;
 mod value;
 
-pub use codec::{decode as decode_record, encode as encode_record, DecodeError, FORMAT_VERSION};
+pub use codec::{
+    block_prefix, decode as decode_record, decode_block, encode as encode_record, encode_block, DecodeError,
+    BLOCK_VERSION, FORMAT_VERSION,
+};
 pub use error::{Error, Result, Rule};
 pub use event::{Draft, Event, Kind, StoredEvent};
 pub use json::{export_line, input_fields};

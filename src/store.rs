@@ -8,7 +8,8 @@
 //! the log's head from the log itself, never the other way round.
 //!
 //! Key layout (all integers big-endian, fixed width, built only here):
-//! * `log`: `seq u64` → record (see `codec`).
+//! * `log`: `first seq u64` → a block of consecutive records (see
+//!   `codec::encode_block`); one append writes whole blocks, never extends one.
 //! * `ids`: `bucket u16` → sorted entries `uuid [16] | seq u64`; the bucket is
 //!   the last 12 bits of the uuid (random in v4 and v7 ids), so a bulk load
 //!   writes at most 4,096 values and a look-up is one read and a binary search.
@@ -75,6 +76,20 @@ fn seq_key(seq: u64) -> [u8; 8] {
 fn seq_of_bytes(bytes: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes)
 }
+
+/// At most this many records in one log block.
+const BLOCK_RECORDS: usize = 256;
+/// A log block is closed once it holds this many bytes.
+const BLOCK_BYTES: usize = 48 << 10;
+
+/// The first seq of a log block, from its key.
+fn block_first(key: &[u8]) -> Result<u64> {
+    seq_of_bytes(key).ok_or_else(|| Error::Corrupt { seq: 0, detail: format!("log key of {} bytes", key.len()) })
+}
+
+/// sled's page cache: small, because every answer reads a few values and the
+/// OS page cache holds the rest; sled's default (1 GiB) dominates memory.
+const CACHE_BYTES: u64 = 64 << 20;
 
 /// The size of one entry of an ids bucket: uuid, then big-endian seq.
 const ID_ENTRY: usize = 24;
@@ -146,10 +161,13 @@ impl Store {
     pub fn head(&self) -> Result<(u64, Hash)> {
         match self.log.last()? {
             None => Ok((0, [0; 32])),
-            Some((key, bytes)) => {
-                let seq = seq_of_bytes(&key).unwrap_or(0);
-                let rec = decode_at(seq, &bytes)?;
-                Ok((seq, rec.hash))
+            Some((key, block)) => {
+                let first = block_first(&key)?;
+                let records =
+                    codec::decode_block(&block).map_err(|e| Error::Corrupt { seq: first, detail: e.to_string() })?;
+                let seq = first + records.len().saturating_sub(1) as u64;
+                let last = records.last().ok_or_else(|| Error::Corrupt { seq, detail: "empty log block".into() })?;
+                Ok((seq, decode_at(seq, last)?.hash))
             }
         }
     }
@@ -159,36 +177,72 @@ impl Store {
     /// # Errors
     /// [`Error::Corrupt`] when it is missing or does not decode.
     pub fn get(&self, seq: u64) -> Result<StoredEvent> {
-        let bytes = self
-            .log
-            .get(seq_key(seq))?
-            .ok_or_else(|| Error::Corrupt { seq, detail: "record missing from the log".into() })?;
-        decode_at(seq, &bytes)
+        let missing = || Error::Corrupt { seq, detail: "record missing from the log".into() };
+        let (key, block) = self.log.range(..=seq_key(seq)).next_back().transpose()?.ok_or_else(missing)?;
+        let first = block_first(&key)?;
+        let (records, _) = codec::block_prefix(&block);
+        let index = usize::try_from(seq - first).map_err(|_| missing())?;
+        decode_at(seq, records.get(index).ok_or_else(missing)?)
     }
 
-    /// Raw records from `after + 1` on, in seq order, undecoded.
-    pub fn raw_from(&self, after: u64) -> impl Iterator<Item = Result<(u64, sled::IVec)>> {
-        self.log.range(seq_key(after.saturating_add(1))..).map(|item| {
-            let (key, value) = item?;
-            let seq = seq_of_bytes(&key)
-                .ok_or_else(|| Error::Corrupt { seq: 0, detail: format!("log key of {} bytes", key.len()) })?;
-            Ok((seq, value))
+    /// Raw records from `after + 1` on, in seq order, undecoded: `(seq, bytes)`,
+    /// or the damage found at a seq.
+    pub fn raw_from(&self, after: u64) -> impl Iterator<Item = Result<(u64, Vec<u8>)>> + '_ {
+        let from = after.saturating_add(1);
+        let start = match self.log.range(..=seq_key(from)).next_back() {
+            Some(Ok((key, _))) => seq_of_bytes(&key).unwrap_or(from),
+            _ => from,
+        };
+        self.log.range(seq_key(start)..).flat_map(move |item| {
+            let out: Vec<Result<(u64, Vec<u8>)>> = match item.map_err(Error::from).and_then(|(key, block)| {
+                let first = block_first(&key)?;
+                Ok((first, block))
+            }) {
+                Err(e) => vec![Err(e)],
+                Ok((first, block)) => {
+                    let (records, damage) = codec::block_prefix(&block);
+                    let intact = records.len() as u64;
+                    let mut out: Vec<Result<(u64, Vec<u8>)>> = records
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, r)| Ok((first + i as u64, r.to_vec())))
+                        .filter(|item| item.as_ref().is_ok_and(|(seq, _)| *seq >= from))
+                        .collect();
+                    if let Some(e) = damage {
+                        out.push(Err(Error::Corrupt {
+                            seq: first + intact,
+                            detail: format!("damaged log block: {e}"),
+                        }));
+                    }
+                    out
+                }
+            };
+            out
         })
     }
 
     /// Decoded records from `after + 1` on, in seq order.
-    pub fn records_from(&self, after: u64) -> impl Iterator<Item = Result<StoredEvent>> {
+    pub fn records_from(&self, after: u64) -> impl Iterator<Item = Result<StoredEvent>> + '_ {
         self.raw_from(after).map(|item| item.and_then(|(seq, bytes)| decode_at(seq, &bytes)))
     }
 
-    /// Writes records to the log in one atomic batch and makes them durable.
+    /// Writes records to the log in one atomic batch of blocks and makes them durable.
     ///
     /// # Errors
     /// [`Error::Storage`] / [`Error::Io`]: then nothing of the batch is acknowledged.
     pub fn append_durably(&self, records: &[StoredEvent]) -> Result<()> {
+        let encoded = crate::par::map(records, codec::encode);
         let mut batch = sled::Batch::default();
-        for rec in records {
-            batch.insert(&seq_key(rec.seq), codec::encode(rec));
+        let mut start = 0;
+        while start < records.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < records.len() && end - start < BLOCK_RECORDS && bytes < BLOCK_BYTES {
+                bytes += encoded[end].len();
+                end += 1;
+            }
+            batch.insert(&seq_key(records[start].seq), codec::encode_block(&encoded[start..end]));
+            start = end;
         }
         self.log.apply_batch(batch)?;
         self.db.flush()?;
@@ -243,20 +297,20 @@ impl Store {
         for (id, seq) in ids {
             by_bucket.entry(id_bucket(id)).or_default().push(id_entry(id, *seq));
         }
-        let mut batch = sled::Batch::default();
+        // Derived values need no atomicity (the watermark covers them), so they
+        // go in modest batches: sled's memory grows with a batch's length.
+        let mut values: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(by_bucket.len());
         for (bucket, mut entries) in by_bucket {
             if let Some(stored) = self.ids.get(bucket.to_be_bytes())? {
                 entries.extend(stored.chunks_exact(ID_ENTRY).filter_map(|c| <[u8; ID_ENTRY]>::try_from(c).ok()));
             }
             entries.sort_unstable();
-            batch.insert(&bucket.to_be_bytes(), entries.concat());
+            values.push((bucket.to_be_bytes().to_vec(), entries.concat()));
         }
-        self.ids.apply_batch(batch)?;
-        let mut batch = sled::Batch::default();
-        for ((ns, slug), facts) in timelines {
-            batch.insert(timeline_key(*ns, slug), codec::encode_derived(facts));
-        }
-        self.timeline.apply_batch(batch)?;
+        insert_in_batches(&self.ids, values)?;
+        let values =
+            timelines.iter().map(|((ns, slug), facts)| (timeline_key(*ns, slug), codec::encode_derived(facts)));
+        insert_in_batches(&self.timeline, values)?;
         Ok(())
     }
 
@@ -311,13 +365,29 @@ impl Store {
     }
 }
 
+/// Inserts key/value pairs in batches of at most 1,024.
+fn insert_in_batches(tree: &sled::Tree, pairs: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<()> {
+    let mut batch = sled::Batch::default();
+    let mut len = 0;
+    for (key, value) in pairs {
+        batch.insert(key, value);
+        len += 1;
+        if len == 1_024 {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+            len = 0;
+        }
+    }
+    tree.apply_batch(batch)?;
+    Ok(())
+}
+
 /// Opens sled, waiting up to a second for a lock held by a `Db` of this
 /// process that was just dropped: sled 0.34 releases the file lock from a
 /// background thread, after the drop returns.
 fn open_sled(path: &Path) -> Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        match sled::Config::new().path(path).open() {
+        match sled::Config::new().path(path).cache_capacity(CACHE_BYTES).open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(io))
                 if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>

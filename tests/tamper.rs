@@ -1,0 +1,126 @@
+//! `verify` against damage done behind the ledger's back: an altered record,
+//! a broken chain, undecodable bytes and a missing block, each named by its
+//! seq; and the recovery path (export of the intact prefix, import).
+
+use std::path::Path;
+use std::process::Command;
+
+use dealledger::{decode_block, decode_record, encode_block, encode_record, Event, Ledger, StoredEvent};
+
+const STORY: &str = include_str!("../examples/data/scale-ai.jsonl");
+
+fn ledger_with_story(dir: &Path) {
+    let ledger = Ledger::open_or_create(dir.join("db")).expect("open");
+    let (first, rest) = STORY.split_at(STORY.match_indices('\n').nth(5).map_or(0, |(i, _)| i + 1));
+    let (middle, last) = rest.split_at(rest.match_indices('\n').nth(5).map_or(0, |(i, _)| i + 1));
+    for part in [first, middle, last] {
+        ledger.append_text(part).expect("append");
+    }
+    assert_eq!(ledger.last_seq(), 18, "three appends, three log blocks: seqs 1-6, 7-12, 13-18");
+}
+
+/// Rewrites the record at `seq` with `change`, behind the ledger's back.
+fn tamper(dir: &Path, seq: u64, change: impl FnOnce(&mut Vec<u8>)) {
+    let db = sled::open(dir.join("db")).expect("sled");
+    let log = db.open_tree("log").expect("log tree");
+    let (key, block) = log.range(..=seq.to_be_bytes()).next_back().expect("a block").expect("read");
+    let first = u64::from_be_bytes(key.as_ref().try_into().expect("8-byte key"));
+    let mut records: Vec<Vec<u8>> = decode_block(&block).expect("intact block").iter().map(|r| r.to_vec()).collect();
+    change(&mut records[(seq - first) as usize]);
+    log.insert(key, encode_block(&records)).expect("write");
+    db.flush().expect("flush");
+}
+
+fn edit(dir: &Path, seq: u64, change: impl FnOnce(&mut StoredEvent)) {
+    tamper(dir, seq, |bytes| {
+        let mut rec = decode_record(bytes).expect("decodes");
+        change(&mut rec);
+        *bytes = encode_record(&rec);
+    });
+}
+
+fn verify(dir: &Path) -> (i32, String) {
+    let out = Command::new(assert_cmd::cargo::cargo_bin("dealledger"))
+        .args(["--db", &dir.join("db").to_string_lossy(), "verify"])
+        .output()
+        .expect("run");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn an_altered_record_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ledger_with_story(dir.path());
+    edit(dir.path(), 5, |rec| {
+        if let Event::PersonRegistered { name, .. } = &mut rec.event {
+            *name = "Someone Else".into();
+        }
+    });
+    let (code, err) = verify(dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("seq 5") && err.contains("altered"), "{err}");
+}
+
+#[test]
+fn a_broken_chain_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ledger_with_story(dir.path());
+    // A self-consistent record whose prev_hash no longer matches its predecessor.
+    edit(dir.path(), 9, |rec| {
+        rec.prev_hash = [7; 32];
+        rec.hash = dealledger_hash(rec);
+    });
+    let (code, err) = verify(dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("seq 9") && err.contains("chain is broken"), "{err}");
+}
+
+fn dealledger_hash(rec: &StoredEvent) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let line = dealledger::export_line(rec);
+    let canonical = &line[..line.rfind(",\"hash\"").expect("hash field")];
+    let mut h = Sha256::new();
+    h.update(rec.prev_hash);
+    h.update(format!("{canonical}}}").as_bytes());
+    h.finalize().into()
+}
+
+#[test]
+fn undecodable_bytes_are_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ledger_with_story(dir.path());
+    tamper(dir.path(), 14, |bytes| bytes[0] = 0xee);
+    let (code, err) = verify(dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("seq 14") && err.contains("format version 238"), "{err}");
+}
+
+#[test]
+fn a_missing_block_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ledger_with_story(dir.path());
+    {
+        let db = sled::open(dir.path().join("db")).expect("sled");
+        db.open_tree("log").expect("log").remove(7u64.to_be_bytes()).expect("remove").expect("the middle block");
+        db.flush().expect("flush");
+    }
+    let (code, err) = verify(dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("seq 7") && err.contains("missing"), "{err}");
+}
+
+#[test]
+fn the_intact_prefix_can_be_exported_and_imported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ledger_with_story(dir.path());
+    tamper(dir.path(), 14, |bytes| bytes.truncate(bytes.len() / 2));
+    let bin = assert_cmd::cargo::cargo_bin("dealledger");
+    let db = dir.path().join("db");
+    let export = Command::new(&bin).args(["--db", &db.to_string_lossy(), "export"]).output().expect("export");
+    assert_eq!(export.status.code(), Some(1), "export stops at the damage");
+    let prefix = String::from_utf8(export.stdout).expect("utf-8");
+    assert_eq!(prefix.lines().count(), 13, "seqs 1-13 are intact");
+    let restored = Ledger::open_or_create(dir.path().join("restored")).expect("open");
+    assert_eq!(restored.import(&mut prefix.as_bytes()).expect("import"), 13);
+    assert_eq!(restored.verify().expect("verify").last_seq, 13);
+}
