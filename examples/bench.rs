@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{Datelike, NaiveDate};
 use dealledger::testkit::{generate_with, GenOptions};
-use dealledger::{decode_record, At, Ledger};
+use dealledger::{decode_block, decode_record, At, Ledger};
 use serde::Deserialize;
 
 const USAGE: &str = "usage: cargo run --release --example bench -- [--events N] [--runs R] [--queries Q] [--seed S]
@@ -806,7 +806,7 @@ fn run(args: &Args, bin: &Path) -> Res<()> {
     })?;
     drop(ledger);
 
-    // 6b. baseline: raw scan of the `log` tree + decode_record, sled opened directly
+    // 6b. baseline: raw scan of the `log` tree (blocks of records) + decode_record, sled opened directly
     let mut record_bytes = 0u64;
     let scan = runs_within(runs, Duration::from_secs(60), |r| {
         progress!("raw log scan + decode_record run {}/{runs} ...", r + 1);
@@ -815,11 +815,13 @@ fn run(args: &Args, bin: &Path) -> Res<()> {
         let t = Instant::now();
         let (mut count, mut bytes) = (0u64, 0u64);
         for item in log.iter() {
-            let (_, value) = item.map_err(err("scan"))?;
-            let rec = decode_record(&value).map_err(err("decode_record"))?;
-            std::hint::black_box(&rec);
-            count += 1;
-            bytes += value.len() as u64;
+            let (_, block) = item.map_err(err("scan"))?;
+            for value in decode_block(&block).map_err(err("decode_block"))? {
+                let rec = decode_record(value).map_err(err("decode_record"))?;
+                std::hint::black_box(&rec);
+                count += 1;
+                bytes += value.len() as u64;
+            }
         }
         let secs = t.elapsed().as_secs_f64();
         record_bytes = bytes / count.max(1);
