@@ -301,6 +301,7 @@ impl Ledger {
             rec.hash = chain_hash_of(&prev, bytes);
             prev = rec.hash;
         }
+        drop(canonical);
         self.commit(&records, &origins, observe)?;
         Ok(answers)
     }

@@ -244,6 +244,7 @@ impl Store {
             batch.insert(&seq_key(records[start].seq), codec::encode_block(&encoded[start..end]));
             start = end;
         }
+        drop(encoded);
         self.log.apply_batch(batch)?;
         self.db.flush()?;
         self.data_file.sync_data()?;
