@@ -810,7 +810,7 @@ fn run(args: &Args, bin: &Path) -> Res<()> {
     let mut record_bytes = 0u64;
     let scan = runs_within(runs, Duration::from_secs(60), |r| {
         progress!("raw log scan + decode_record run {}/{runs} ...", r + 1);
-        let db = sled_open(&ledger_dir)?;
+        let db = sled_open(&ledger_dir.join("log"))?;
         let log = db.open_tree("log").map_err(err("open_tree log"))?;
         let t = Instant::now();
         let (mut count, mut bytes) = (0u64, 0u64);
@@ -1048,10 +1048,11 @@ fn cold_queries(runner: &Runner, dir: &Path, company: &str, runs: usize) -> Res<
     let mut cold = Cold { wall: Vec::new(), rss: Vec::new(), open: Vec::new() };
     for _ in 0..runs * 5 {
         cold.wall.push(runner.run(&args, Some(&out), false)?.wall);
+        // The ledger directory holds two sled databases: the log and the index.
         let t = Instant::now();
-        let db = sled_open(dir)?;
+        let dbs = (sled_open(&dir.join("log"))?, sled_open(&dir.join("index"))?);
         cold.open.push(t.elapsed().as_secs_f64());
-        drop(db);
+        drop(dbs);
     }
     let answer = fs::read_to_string(&out).unwrap_or_default();
     if serde_json::from_str::<serde_json::Value>(&answer).is_err() {

@@ -142,7 +142,7 @@ impl<'a> Indexer<'a> {
         self.retractions.insert(target, by);
         self.staged_retractions.push(target);
         for key in self.locate(target)? {
-            if let Some(fact) = self.timeline(&key, by)?.iter_mut().find(|f| f.seq == target) {
+            for fact in self.timeline(&key, by)?.iter_mut().filter(|f| f.seq == target) {
                 Rc::make_mut(fact).retracted_by = Some(by);
             }
         }
@@ -179,12 +179,15 @@ impl<'a> Indexer<'a> {
     }
 
     /// Sorts the touched timelines into fold order and writes everything.
+    /// Idempotent: a record indexed again after a crash (when part of the
+    /// index reached the disk without its watermark) is kept once.
     ///
     /// # Errors
     /// Storage errors.
     pub fn finish(mut self) -> Result<()> {
         for facts in self.timelines.values_mut() {
             facts.sort_by_key(|f| f.key());
+            facts.dedup_by_key(|f| f.seq);
         }
         self.store.write_index(&self.ids, &self.timelines)?;
         for seq in &self.staged_retractions {

@@ -263,11 +263,10 @@ impl Ledger {
 
     fn append_observed(&self, items: Vec<(Origin, Draft)>, observe: &dyn Fn(Phase)) -> Result<Vec<Appended>> {
         let _guard = self.lock();
-        let (head, head_hash) = self.store.head()?;
-        let mut last_time = match head {
-            0 => Timestamp::from_nanos(i64::MIN),
-            seq => self.store.get(seq)?.recorded_at,
-        };
+        let last = self.store.last_record()?;
+        let head = last.as_ref().map_or(0, |r| r.seq);
+        let head_hash = last.as_ref().map_or([0; 32], |r| r.hash);
+        let mut last_time = last.map_or(Timestamp::from_nanos(i64::MIN), |r| r.recorded_at);
         let mut answers = Vec::with_capacity(items.len());
         let mut records: Vec<StoredEvent> = Vec::with_capacity(items.len());
         let mut origins = Vec::with_capacity(items.len());

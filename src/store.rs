@@ -1,11 +1,14 @@
 //! The append-only log on sled, and the derived indexes beside it.
 //!
-//! Tree `log` (big-endian seq → encoded record) is the only source of truth;
-//! one append is one atomic sled batch on it, made durable with `flush()` plus
-//! an fsync of sled's data file (sled 0.34.7's `flush()` alone ends in
-//! `sync_file_range`, which is not an fsync). Every other tree is a derived
-//! cache with a watermark (`meta/indexed`): after a crash it is brought up to
-//! the log's head from the log itself, never the other way round.
+//! A ledger directory holds two sled databases. `log/` holds the tree `log`,
+//! the only source of truth: one append is one atomic sled batch on it, made
+//! durable with `flush()` plus an fsync of sled's data file (sled 0.34.7's
+//! `flush()` alone ends in `sync_file_range`, which is not an fsync).
+//! `index/` holds every derived tree, with a watermark (`meta/indexed`): it is
+//! never fsynced by an append (sled writes it in the background and on close),
+//! and after a crash it is brought up to the log's head from the log itself,
+//! never the other way round. Keeping it in its own database means an
+//! append's fsync writes the log alone.
 //!
 //! Key layout (all integers big-endian, fixed width, built only here):
 //! * `log`: `first seq u64` → a block of consecutive records (see
@@ -77,6 +80,10 @@ fn seq_of_bytes(bytes: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes)
 }
 
+/// How often sled writes the index database in the background; it is also
+/// written on close, and rebuilt from the log after a crash.
+const INDEX_FLUSH_MS: u64 = 5_000;
+
 /// At most this many records in one log block.
 const BLOCK_RECORDS: usize = 256;
 /// A log block is closed once it holds this many bytes.
@@ -113,10 +120,11 @@ fn timeline_key(ns: Ns, slug: &EntityId) -> Vec<u8> {
     key
 }
 
-/// The sled database of one ledger.
+/// The sled databases of one ledger.
 pub struct Store {
     path: PathBuf,
-    db: sled::Db,
+    log_db: sled::Db,
+    index_db: sled::Db,
     log: sled::Tree,
     ids: sled::Tree,
     timeline: sled::Tree,
@@ -132,19 +140,22 @@ impl Store {
     /// [`Error::NoLedger`] when absent and not to be created, [`Error::Locked`]
     /// when another process holds it, [`Error::Storage`] / [`Error::Io`] otherwise.
     pub fn open(path: &Path, create: bool) -> Result<Self> {
-        if !create && !path.join("db").exists() {
+        let (log_dir, index_dir) = (path.join("log"), path.join("index"));
+        if !create && !log_dir.join("db").exists() {
             return Err(Error::NoLedger(path.to_path_buf()));
         }
-        let db = open_sled(path)?;
-        let data_file = File::open(path.join("db"))?;
+        let log_db = open_sled(path, &log_dir, Some(500))?;
+        let index_db = open_sled(path, &index_dir, Some(INDEX_FLUSH_MS))?;
+        let data_file = File::open(log_dir.join("db"))?;
         Ok(Self {
             path: path.to_path_buf(),
-            log: db.open_tree("log")?,
-            ids: db.open_tree("ids")?,
-            timeline: db.open_tree("timeline")?,
-            retracted: db.open_tree("retracted")?,
-            meta: db.open_tree("meta")?,
-            db,
+            log: log_db.open_tree("log")?,
+            ids: index_db.open_tree("ids")?,
+            timeline: index_db.open_tree("timeline")?,
+            retracted: index_db.open_tree("retracted")?,
+            meta: index_db.open_tree("meta")?,
+            log_db,
+            index_db,
             data_file,
         })
     }
@@ -159,17 +170,20 @@ impl Store {
     /// # Errors
     /// [`Error::Corrupt`] when the last record does not decode.
     pub fn head(&self) -> Result<(u64, Hash)> {
-        match self.log.last()? {
-            None => Ok((0, [0; 32])),
-            Some((key, block)) => {
-                let first = block_first(&key)?;
-                let records =
-                    codec::decode_block(&block).map_err(|e| Error::Corrupt { seq: first, detail: e.to_string() })?;
-                let seq = first + records.len().saturating_sub(1) as u64;
-                let last = records.last().ok_or_else(|| Error::Corrupt { seq, detail: "empty log block".into() })?;
-                Ok((seq, decode_at(seq, last)?.hash))
-            }
-        }
+        Ok(self.last_record()?.map_or((0, [0; 32]), |r| (r.seq, r.hash)))
+    }
+
+    /// The last stored record, if any.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when it does not decode.
+    pub fn last_record(&self) -> Result<Option<StoredEvent>> {
+        let Some((key, block)) = self.log.last()? else { return Ok(None) };
+        let first = block_first(&key)?;
+        let records = codec::decode_block(&block).map_err(|e| Error::Corrupt { seq: first, detail: e.to_string() })?;
+        let seq = first + records.len().saturating_sub(1) as u64;
+        let last = records.last().ok_or_else(|| Error::Corrupt { seq, detail: "empty log block".into() })?;
+        decode_at(seq, last).map(Some)
     }
 
     /// The record at `seq`.
@@ -246,7 +260,8 @@ impl Store {
         }
         drop(encoded);
         self.log.apply_batch(batch)?;
-        self.db.flush()?;
+        // (one block or many, a sled batch is atomic: all of the append or none)
+        self.log_db.flush()?;
         self.data_file.sync_data()?;
         Ok(())
     }
@@ -306,6 +321,7 @@ impl Store {
                 entries.extend(stored.chunks_exact(ID_ENTRY).filter_map(|c| <[u8; ID_ENTRY]>::try_from(c).ok()));
             }
             entries.sort_unstable();
+            entries.dedup();
             values.push((bucket.to_be_bytes().to_vec(), entries.concat()));
         }
         insert_in_batches(&self.ids, values)?;
@@ -362,12 +378,20 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] on failure.
     pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.log_db.size_on_disk()? + self.index_db.size_on_disk()?)
     }
 }
 
-/// Inserts key/value pairs in batches of at most 1,024.
+/// Inserts key/value pairs in batches of at most 1,024 (a few go one by one:
+/// a sled batch has a fixed cost that dominates a small append).
 fn insert_in_batches(tree: &sled::Tree, pairs: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<()> {
+    let pairs = pairs.into_iter();
+    if pairs.size_hint().1.is_some_and(|n| n <= 16) {
+        for (key, value) in pairs {
+            tree.insert(key, value)?;
+        }
+        return Ok(());
+    }
     let mut batch = sled::Batch::default();
     let mut len = 0;
     for (key, value) in pairs {
@@ -385,16 +409,16 @@ fn insert_in_batches(tree: &sled::Tree, pairs: impl IntoIterator<Item = (Vec<u8>
 /// Opens sled, waiting up to a second for a lock held by a `Db` of this
 /// process that was just dropped: sled 0.34 releases the file lock from a
 /// background thread, after the drop returns.
-fn open_sled(path: &Path) -> Result<sled::Db> {
+fn open_sled(ledger: &Path, path: &Path, flush_every_ms: Option<u64>) -> Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        match sled::Config::new().path(path).cache_capacity(CACHE_BYTES).open() {
+        match sled::Config::new().path(path).cache_capacity(CACHE_BYTES).flush_every_ms(flush_every_ms).open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(io))
                 if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
             {
                 if std::time::Instant::now() >= deadline {
-                    return Err(Error::Locked(path.to_path_buf()));
+                    return Err(Error::Locked(ledger.to_path_buf()));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }

@@ -21,7 +21,7 @@ fn ledger_with_story(dir: &Path) {
 
 /// Rewrites the record at `seq` with `change`, behind the ledger's back.
 fn tamper(dir: &Path, seq: u64, change: impl FnOnce(&mut Vec<u8>)) {
-    let db = sled::open(dir.join("db")).expect("sled");
+    let db = sled::open(dir.join("db").join("log")).expect("sled");
     let log = db.open_tree("log").expect("log tree");
     let (key, block) = log.range(..=seq.to_be_bytes()).next_back().expect("a block").expect("read");
     let first = u64::from_be_bytes(key.as_ref().try_into().expect("8-byte key"));
@@ -100,7 +100,7 @@ fn a_missing_block_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     ledger_with_story(dir.path());
     {
-        let db = sled::open(dir.path().join("db")).expect("sled");
+        let db = sled::open(dir.path().join("db").join("log")).expect("sled");
         db.open_tree("log").expect("log").remove(7u64.to_be_bytes()).expect("remove").expect("the middle block");
         db.flush().expect("flush");
     }
@@ -123,4 +123,27 @@ fn the_intact_prefix_can_be_exported_and_imported() {
     let restored = Ledger::open_or_create(dir.path().join("restored")).expect("open");
     assert_eq!(restored.import(&mut prefix.as_bytes()).expect("import"), 13);
     assert_eq!(restored.verify().expect("verify").last_seq, 13);
+}
+
+#[test]
+fn an_index_behind_its_contents_catches_up_without_duplicates() {
+    // After a crash, part of the index can reach the disk without its
+    // watermark: reopening re-indexes those records, and must keep them once.
+    let dir = tempfile::tempdir().expect("tempdir");
+    ledger_with_story(dir.path());
+    let at = dealledger::At::date(dealledger::Date::parse("2025-07-01").expect("date"));
+    let before = {
+        let ledger = Ledger::open(dir.path().join("db")).expect("open");
+        (ledger.ownership("scale-ai", at).expect("ownership"), ledger.career("alexandr-wang", at).expect("career"))
+    };
+    {
+        let db = sled::open(dir.path().join("db").join("index")).expect("sled");
+        db.open_tree("meta").expect("meta").insert("indexed", &3u64.to_be_bytes()).expect("write");
+        db.flush().expect("flush");
+    }
+    let ledger = Ledger::open(dir.path().join("db")).expect("reopen");
+    assert_eq!(ledger.ownership("scale-ai", at).expect("ownership"), before.0);
+    assert_eq!(ledger.career("alexandr-wang", at).expect("career"), before.1);
+    let history = ledger.history("scale-ai", dealledger::KnownAt::Latest, None, None).expect("history");
+    assert_eq!(history.len(), 9, "each event once");
 }
