@@ -137,6 +137,24 @@ impl QueryKind {
     }
 }
 
+/// How to open a ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Create an empty ledger when there is none (default: false).
+    pub create: bool,
+    /// The most memory sled may use to cache the index's pages, in bytes
+    /// (default 512 MiB). It fills only with pages actually read, so a one-off
+    /// query stays small; a process answering many queries gets faster as it
+    /// fills. Bulk loads do better with a small one.
+    pub cache_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { create: false, cache_bytes: 512 << 20 }
+    }
+}
+
 /// An open ledger.
 pub struct Ledger {
     store: Store,
@@ -151,7 +169,7 @@ impl Ledger {
     /// [`Error::NoLedger`], [`Error::Locked`], storage errors, or
     /// [`Error::Corrupt`] when the log cannot be re-indexed.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::from_store(Store::open(path.as_ref(), false)?)
+        Self::open_with(path, &Options::default())
     }
 
     /// Opens a ledger, creating an empty one when absent.
@@ -159,7 +177,15 @@ impl Ledger {
     /// # Errors
     /// As [`Ledger::open`], but never [`Error::NoLedger`].
     pub fn open_or_create(path: impl AsRef<Path>) -> Result<Self> {
-        Self::from_store(Store::open(path.as_ref(), true)?)
+        Self::open_with(path, &Options { create: true, ..Options::default() })
+    }
+
+    /// Opens a ledger with explicit [`Options`].
+    ///
+    /// # Errors
+    /// As [`Ledger::open`] ([`Error::NoLedger`] only when `create` is false).
+    pub fn open_with(path: impl AsRef<Path>, options: &Options) -> Result<Self> {
+        Self::from_store(Store::open(path.as_ref(), options.create, options.cache_bytes)?)
     }
 
     fn from_store(store: Store) -> Result<Self> {

@@ -94,9 +94,9 @@ fn block_first(key: &[u8]) -> Result<u64> {
     seq_of_bytes(key).ok_or_else(|| Error::Corrupt { seq: 0, detail: format!("log key of {} bytes", key.len()) })
 }
 
-/// sled's page cache: small, because every answer reads a few values and the
-/// OS page cache holds the rest; sled's default (1 GiB) dominates memory.
-const CACHE_BYTES: u64 = 64 << 20;
+/// sled's page cache for the log: answers read it only for history and log
+/// lines, so a small one is enough.
+const LOG_CACHE_BYTES: u64 = 32 << 20;
 
 /// The size of one entry of an ids bucket: uuid, then big-endian seq.
 const ID_ENTRY: usize = 24;
@@ -139,13 +139,13 @@ impl Store {
     /// # Errors
     /// [`Error::NoLedger`] when absent and not to be created, [`Error::Locked`]
     /// when another process holds it, [`Error::Storage`] / [`Error::Io`] otherwise.
-    pub fn open(path: &Path, create: bool) -> Result<Self> {
+    pub fn open(path: &Path, create: bool, cache_bytes: u64) -> Result<Self> {
         let (log_dir, index_dir) = (path.join("log"), path.join("index"));
         if !create && !log_dir.join("db").exists() {
             return Err(Error::NoLedger(path.to_path_buf()));
         }
-        let log_db = open_sled(path, &log_dir, Some(500))?;
-        let index_db = open_sled(path, &index_dir, Some(INDEX_FLUSH_MS))?;
+        let log_db = open_sled(path, &log_dir, Some(500), LOG_CACHE_BYTES)?;
+        let index_db = open_sled(path, &index_dir, Some(INDEX_FLUSH_MS), cache_bytes)?;
         let data_file = File::open(log_dir.join("db"))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -409,10 +409,10 @@ fn insert_in_batches(tree: &sled::Tree, pairs: impl IntoIterator<Item = (Vec<u8>
 /// Opens sled, waiting up to a second for a lock held by a `Db` of this
 /// process that was just dropped: sled 0.34 releases the file lock from a
 /// background thread, after the drop returns.
-fn open_sled(ledger: &Path, path: &Path, flush_every_ms: Option<u64>) -> Result<sled::Db> {
+fn open_sled(ledger: &Path, path: &Path, flush_every_ms: Option<u64>, cache_bytes: u64) -> Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        match sled::Config::new().path(path).cache_capacity(CACHE_BYTES).flush_every_ms(flush_every_ms).open() {
+        match sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(flush_every_ms).open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(io))
                 if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>

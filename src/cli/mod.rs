@@ -184,7 +184,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Import { file } => {
             let mut input = open_input(Some(&file))?;
-            let ledger = Ledger::open_or_create(&cli.db)?;
+            let ledger = Ledger::open_with(&cli.db, &bulk_options())?;
             let count = ledger.import(&mut input)?;
             eprintln!("imported {count} events; head seq {}", ledger.last_seq());
         }
@@ -225,7 +225,7 @@ fn open_input(file: Option<&Path>) -> Result<Box<dyn BufRead>> {
 fn append(db: &Path, file: Option<&Path>, json: bool, out: &mut dyn Write) -> Result<()> {
     let mut text = String::new();
     open_input(file)?.read_to_string(&mut text).context("cannot read the input as UTF-8 text")?;
-    let ledger = Ledger::open_or_create(db)?;
+    let ledger = Ledger::open_with(db, &bulk_options())?;
     let bar = progress_bar(text.len());
     let appended = ledger.append_text_observed(&text, &|phase| {
         if let Some(bar) = &bar {
@@ -258,6 +258,12 @@ fn append(db: &Path, file: Option<&Path>, json: bool, out: &mut dyn Write) -> Re
         )?;
     }
     Ok(())
+}
+
+/// Options for writing processes: create the ledger, keep sled's cache small
+/// (a bulk load fills it with pages it will not read again).
+fn bulk_options() -> dealledger::Options {
+    dealledger::Options { create: true, cache_bytes: 64 << 20 }
 }
 
 /// A progress bar on stderr for large appends, only when stderr is a terminal.
