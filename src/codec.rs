@@ -133,7 +133,7 @@ pub fn block_prefix(bytes: &[u8]) -> (Vec<&[u8]>, Option<DecodeError>) {
 
 /// The format version of derived index values (timelines). A derived value
 /// of another version is not an error: the index is rebuilt from the log.
-pub const DERIVED_VERSION: u8 = 2;
+pub const DERIVED_VERSION: u8 = 3;
 
 /// Encodes a value of a derived index: version byte, then the bincode body.
 pub fn encode_derived<T: serde::Serialize>(value: &T) -> Vec<u8> {

@@ -155,15 +155,14 @@ impl<'a> Indexer<'a> {
             return Ok(keys.clone());
         }
         let rec = self.store.get(seq)?;
-        let own = rec.event.parties().into_iter().map(|(id, _)| (Ns::Entity, id.clone()));
-        let deal = rec.event.deal_id().map(|d| (Ns::Deal, d.clone()));
-        let mut keys: Vec<TimelineKey> = own.chain(deal.clone()).collect();
-        if let (Some(deal_key), 1) = (deal, keys.len()) {
+        if let Event::DealCompleted { deal, .. } | Event::DealTerminated { deal, .. } = &rec.event {
             // A closure names its parties through its fact in the deal's timeline.
-            let fact = self.timeline(&deal_key, seq)?.iter().find(|f| f.seq == seq).cloned();
-            keys = fact.map(|f| f.timelines()).unwrap_or(keys);
+            let deal_key = (Ns::Deal, deal.clone());
+            if let Some(fact) = self.timeline(&deal_key, seq)?.iter().find(|f| f.seq == seq) {
+                return Ok(fact.timelines());
+            }
         }
-        Ok(keys)
+        Ok(fact_of(&rec, None).map(|f| f.timelines()).unwrap_or_default())
     }
 
     /// The touched timelines with the first staged seq that touched each, in the order touched.

@@ -18,7 +18,8 @@
 //!   writes at most 4,096 values and a look-up is one read and a binary search.
 //! * `timeline`: `ns u8 | slug` → the timeline's facts in fold order (see
 //!   `timeline::Fact`, encoded by `codec::encode_derived`); `ns` is `e` for an
-//!   entity, `d` for a deal. One read answers for one entity.
+//!   entity, `d` for a deal, `n` for an entity's registrations alone. One read
+//!   answers for one entity.
 //! * `retracted`: `seq u64` → `retraction seq u64`.
 //! * `meta`: `indexed` → `seq u64` (the derived trees' watermark);
 //!   `derived_version` → `u8` (their format: another one is rebuilt on open).
@@ -48,6 +49,9 @@ pub enum Ns {
     Entity,
     /// The announcement, completion and termination of one deal.
     Deal,
+    /// The registrations of one entity alone (a small value: names and kinds
+    /// without reading the entity's whole timeline).
+    Name,
 }
 
 impl Ns {
@@ -55,6 +59,7 @@ impl Ns {
         match self {
             Ns::Entity => b'e',
             Ns::Deal => b'd',
+            Ns::Name => b'n',
         }
     }
 }

@@ -61,6 +61,9 @@ impl Fact {
         if let Some(deal) = self.event.deal_id() {
             keys.push((Ns::Deal, deal.clone()));
         }
+        if let Event::CompanyRegistered { company: id, .. } | Event::PersonRegistered { person: id, .. } = &self.event {
+            keys.push((Ns::Name, id.clone()));
+        }
         keys
     }
 
@@ -137,7 +140,7 @@ impl<'a> View<'a> {
     /// # Errors
     /// [`crate::Error::Storage`] / [`crate::Error::Corrupt`] on a read failure.
     pub fn registration(&self, slug: &EntityId) -> Result<Option<Registration>> {
-        Ok(self.facts(Ns::Entity, slug)?.iter().filter_map(|f| Registration::of(f)).min_by_key(|r| r.seq))
+        Ok(self.facts(Ns::Name, slug)?.iter().filter_map(|f| Registration::of(f)).min_by_key(|r| r.seq))
     }
 
     /// The announcement of a deal that counts in this view.

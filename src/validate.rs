@@ -152,6 +152,7 @@ fn first_breach(key: &TimelineKey, facts: &[Rc<Fact>]) -> Option<(u64, Breach)> 
             facts.iter().find_map(|f| deal.apply(f).map(|b| (f.seq, b)))
         }
         Ns::Entity => entity_breach(&key.1, facts),
+        Ns::Name => None,
     }
 }
 
