@@ -133,32 +133,93 @@ pub fn block_prefix(bytes: &[u8]) -> (Vec<&[u8]>, Option<DecodeError>) {
 
 /// The format version of derived index values (timelines). A derived value
 /// of another version is not an error: the index is rebuilt from the log.
-pub const DERIVED_VERSION: u8 = 3;
+pub const DERIVED_VERSION: u8 = 4;
 
-/// Encodes a value of a derived index: version byte, then the bincode body.
-pub fn encode_derived<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![DERIVED_VERSION];
-    if let Ok(body) = bincode::serde::encode_to_vec(value, config()) {
-        out.extend_from_slice(&body);
+/// The fixed-size header of one fact in an encoded timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FactHeader {
+    /// Valid time, as days since 1970-01-01.
+    pub effective: i32,
+    /// Transaction time.
+    pub seq: u64,
+    /// The retraction's seq, or `u64::MAX` when not retracted.
+    pub retracted_by: u64,
+    /// Where the fact's body ends, from the start of the bodies.
+    pub end: u32,
+}
+
+const FACT_HEADER: usize = 4 + 8 + 8 + 4;
+
+/// Encodes a timeline: `[DERIVED_VERSION][count u32]`, then a fixed-size
+/// header per fact (effective, seq, retracted_by, body end), then the bincode
+/// bodies `(event, announcement)`. Headers let a query read the dates and
+/// retractions of every fact and decode only the facts it folds.
+pub fn encode_timeline(facts: &[std::rc::Rc<crate::timeline::Fact>]) -> Vec<u8> {
+    let mut bodies = Vec::with_capacity(facts.len() * 64);
+    let mut out = Vec::with_capacity(5 + facts.len() * (FACT_HEADER + 64));
+    out.push(DERIVED_VERSION);
+    out.extend_from_slice(&(facts.len() as u32).to_le_bytes());
+    for fact in facts {
+        if let Ok(body) = bincode::serde::encode_to_vec((&fact.event, &fact.announcement), config()) {
+            bodies.extend_from_slice(&body);
+        }
+        out.extend_from_slice(&fact.effective.days().to_le_bytes());
+        out.extend_from_slice(&fact.seq.to_le_bytes());
+        out.extend_from_slice(&fact.retracted_by.unwrap_or(u64::MAX).to_le_bytes());
+        out.extend_from_slice(&(bodies.len() as u32).to_le_bytes());
     }
+    out.extend_from_slice(&bodies);
     out
 }
 
-/// Decodes a value of a derived index.
+/// Reads the headers of an encoded timeline; returns them and where the bodies start.
 ///
 /// # Errors
-/// [`DecodeError`] when the bytes are empty, of another version, or damaged.
-pub fn decode_derived<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+/// [`DecodeError`] when the value is of another version or cut short.
+pub fn timeline_headers(bytes: &[u8]) -> Result<(Vec<FactHeader>, usize), DecodeError> {
+    let (&version, rest) = bytes.split_first().ok_or(DecodeError::Empty)?;
     if version != DERIVED_VERSION {
         return Err(DecodeError::UnknownVersion(version));
     }
-    let (value, used): (T, usize) =
+    let short = || DecodeError::Body("timeline cut short".into());
+    let count = rest.get(..4).and_then(|c| <[u8; 4]>::try_from(c).ok()).map(u32::from_le_bytes).ok_or_else(short)?;
+    let table = rest.get(4..4 + count as usize * FACT_HEADER).ok_or_else(short)?;
+    let headers = table
+        .chunks_exact(FACT_HEADER)
+        .map(|h| FactHeader {
+            effective: i32::from_le_bytes([h[0], h[1], h[2], h[3]]),
+            seq: u64::from_le_bytes([h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11]]),
+            retracted_by: u64::from_le_bytes([h[12], h[13], h[14], h[15], h[16], h[17], h[18], h[19]]),
+            end: u32::from_le_bytes([h[20], h[21], h[22], h[23]]),
+        })
+        .collect();
+    Ok((headers, 1 + 4 + table.len()))
+}
+
+/// Decodes fact `i` of an encoded timeline, given its headers.
+///
+/// # Errors
+/// [`DecodeError`] when the body is damaged.
+pub fn timeline_fact(
+    bytes: &[u8],
+    headers: &[FactHeader],
+    bodies_start: usize,
+    i: usize,
+) -> Result<crate::timeline::Fact, DecodeError> {
+    let h = headers.get(i).ok_or_else(|| DecodeError::Body(format!("no fact {i}")))?;
+    let start = if i == 0 { 0 } else { headers[i - 1].end as usize };
+    let body = bytes
+        .get(bodies_start + start..bodies_start + h.end as usize)
+        .ok_or_else(|| DecodeError::Body("timeline body cut short".into()))?;
+    let ((event, announcement), _): ((crate::event::Event, Option<crate::event::Event>), usize) =
         bincode::serde::decode_from_slice(body, config()).map_err(|e| DecodeError::Body(e.to_string()))?;
-    if used != body.len() {
-        return Err(DecodeError::Trailing(body.len() - used));
-    }
-    Ok(value)
+    Ok(crate::timeline::Fact {
+        effective: crate::value::Date::from_days(h.effective).map_err(DecodeError::Body)?,
+        seq: h.seq,
+        retracted_by: (h.retracted_by != u64::MAX).then_some(h.retracted_by),
+        event,
+        announcement,
+    })
 }
 
 #[cfg(test)]

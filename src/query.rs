@@ -63,10 +63,7 @@ impl<'a> Query<'a> {
 
     /// The facts of an entity's timeline effective on or before `as_of`.
     fn events_until(&self, slug: &EntityId) -> Result<Vec<Rc<Fact>>> {
-        let mut facts = self.view.facts(Ns::Entity, slug)?;
-        let end = facts.partition_point(|f| f.effective <= self.as_of);
-        facts.truncate(end);
-        Ok(facts)
+        self.view.facts_until(Ns::Entity, slug, Some(self.as_of))
     }
 
     /// The cap table of a company as of the date (memoized).

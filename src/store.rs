@@ -17,7 +17,7 @@
 //!   the last 12 bits of the uuid (random in v4 and v7 ids), so a bulk load
 //!   writes at most 4,096 values and a look-up is one read and a binary search.
 //! * `timeline`: `ns u8 | slug` → the timeline's facts in fold order (see
-//!   `timeline::Fact`, encoded by `codec::encode_derived`); `ns` is `e` for an
+//!   `timeline::Fact`, encoded by `codec::encode_timeline`); `ns` is `e` for an
 //!   entity, `d` for a deal, `n` for an entity's registrations alone. One read
 //!   answers for one entity.
 //! * `retracted`: `seq u64` → `retraction seq u64`.
@@ -331,7 +331,7 @@ impl Store {
         }
         insert_in_batches(&self.ids, values)?;
         let values =
-            timelines.iter().map(|((ns, slug), facts)| (timeline_key(*ns, slug), codec::encode_derived(facts)));
+            timelines.iter().map(|((ns, slug), facts)| (timeline_key(*ns, slug), codec::encode_timeline(facts)));
         insert_in_batches(&self.timeline, values)?;
         Ok(())
     }
@@ -369,13 +369,23 @@ impl Store {
     /// [`Error::Storage`] on a read failure, [`Error::Corrupt`] when the value
     /// does not decode (`reindex` rebuilds it).
     pub fn timeline(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Rc<Fact>>> {
-        match self.timeline.get(timeline_key(ns, slug))? {
-            None => Ok(Vec::new()),
-            Some(bytes) => codec::decode_derived(&bytes).map_err(|e| Error::Corrupt {
-                seq: 0,
-                detail: format!("derived timeline of {slug} ({e}); run `dealledger reindex`"),
-            }),
-        }
+        let Some(bytes) = self.timeline_bytes(ns, slug)? else { return Ok(Vec::new()) };
+        let damaged = |e: codec::DecodeError| Error::Corrupt {
+            seq: 0,
+            detail: format!("derived timeline of {slug} ({e}); run `dealledger reindex`"),
+        };
+        let (headers, start) = codec::timeline_headers(&bytes).map_err(damaged)?;
+        (0..headers.len())
+            .map(|i| codec::timeline_fact(&bytes, &headers, start, i).map(Rc::new).map_err(damaged))
+            .collect()
+    }
+
+    /// The encoded value of one timeline (see `codec::encode_timeline`), if any.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a read failure.
+    pub fn timeline_bytes(&self, ns: Ns, slug: &EntityId) -> Result<Option<sled::IVec>> {
+        Ok(self.timeline.get(timeline_key(ns, slug))?)
     }
 
     /// The number of bytes sled reports on disk.

@@ -15,7 +15,8 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::codec::{self, FactHeader};
+use crate::error::{Error, Result};
 use crate::event::{Event, Kind, Part, StoredEvent};
 use crate::store::{Ns, Store};
 use crate::value::{Date, EntityId};
@@ -82,11 +83,36 @@ pub fn fact_of(rec: &StoredEvent, announcement: Option<Event>) -> Option<Fact> {
 /// A timeline's key: its namespace and slug.
 pub type TimelineKey = (Ns, EntityId);
 
+/// One stored timeline, decoded fact by fact as folds need them.
+struct Lazy {
+    bytes: sled::IVec,
+    headers: Vec<FactHeader>,
+    start: usize,
+    decoded: RefCell<Vec<Option<Rc<Fact>>>>,
+}
+
+impl Lazy {
+    fn fact(&self, slug: &EntityId, i: usize) -> Result<Rc<Fact>> {
+        if let Some(Some(fact)) = self.decoded.borrow().get(i) {
+            return Ok(Rc::clone(fact));
+        }
+        let fact = codec::timeline_fact(&self.bytes, &self.headers, self.start, i).map_err(|e| Error::Corrupt {
+            seq: self.headers.get(i).map_or(0, |h| h.seq),
+            detail: format!("derived timeline of {slug} ({e}); run `dealledger reindex`"),
+        })?;
+        let fact = Rc::new(fact);
+        if let Some(slot) = self.decoded.borrow_mut().get_mut(i) {
+            *slot = Some(Rc::clone(&fact));
+        }
+        Ok(fact)
+    }
+}
+
 /// The ledger as known at one seq.
 pub struct View<'a> {
     store: &'a Store,
     upto: u64,
-    blobs: RefCell<HashMap<TimelineKey, Rc<Vec<Rc<Fact>>>>>,
+    blobs: RefCell<HashMap<TimelineKey, Option<Rc<Lazy>>>>,
 }
 
 impl<'a> View<'a> {
@@ -116,14 +142,24 @@ impl<'a> View<'a> {
         Ok(self.store.retracted_by(seq)?.filter(|by| *by <= self.upto))
     }
 
-    fn stored(&self, ns: Ns, slug: &EntityId) -> Result<Rc<Vec<Rc<Fact>>>> {
+    fn stored(&self, ns: Ns, slug: &EntityId) -> Result<Option<Rc<Lazy>>> {
         let key = (ns, slug.clone());
-        if let Some(blob) = self.blobs.borrow().get(&key) {
-            return Ok(Rc::clone(blob));
+        if let Some(found) = self.blobs.borrow().get(&key) {
+            return Ok(found.clone());
         }
-        let blob = Rc::new(self.store.timeline(ns, slug)?);
-        self.blobs.borrow_mut().insert(key, Rc::clone(&blob));
-        Ok(blob)
+        let lazy = match self.store.timeline_bytes(ns, slug)? {
+            None => None,
+            Some(bytes) => {
+                let (headers, start) = codec::timeline_headers(&bytes).map_err(|e| Error::Corrupt {
+                    seq: 0,
+                    detail: format!("derived timeline of {slug} ({e}); run `dealledger reindex`"),
+                })?;
+                let decoded = RefCell::new(vec![None; headers.len()]);
+                Some(Rc::new(Lazy { bytes, headers, start, decoded }))
+            }
+        };
+        self.blobs.borrow_mut().insert(key, lazy.clone());
+        Ok(lazy)
     }
 
     /// The facts of a timeline that count in this view, in fold order.
@@ -131,8 +167,20 @@ impl<'a> View<'a> {
     /// # Errors
     /// [`crate::Error::Storage`] / [`crate::Error::Corrupt`] on a read failure.
     pub fn facts(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Rc<Fact>>> {
-        let stored = self.stored(ns, slug)?;
-        Ok(stored.iter().filter(|f| f.known_at(self.upto)).cloned().collect())
+        self.facts_until(ns, slug, None)
+    }
+
+    /// The facts of a timeline that count in this view and are effective on
+    /// or before `until` (all when `None`), in fold order. Only those facts
+    /// are decoded.
+    ///
+    /// # Errors
+    /// [`crate::Error::Storage`] / [`crate::Error::Corrupt`] on a read failure.
+    pub fn facts_until(&self, ns: Ns, slug: &EntityId, until: Option<Date>) -> Result<Vec<Rc<Fact>>> {
+        let Some(lazy) = self.stored(ns, slug)? else { return Ok(Vec::new()) };
+        let end = until.map_or(lazy.headers.len(), |d| lazy.headers.partition_point(|h| h.effective <= d.days()));
+        let known = |h: &FactHeader| h.seq <= self.upto && (h.retracted_by == u64::MAX || h.retracted_by > self.upto);
+        (0..end).filter(|i| known(&lazy.headers[*i])).map(|i| lazy.fact(slug, i)).collect()
     }
 
     /// The registration of an entity that counts in this view (the earliest by seq).
