@@ -21,6 +21,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{Datelike, NaiveDate};
+use dealledger::testkit::Rng;
 use dealledger::testkit::{generate_with, GenOptions};
 use dealledger::{decode_block, decode_record, At, Ledger};
 use serde::Deserialize;
@@ -343,33 +344,6 @@ fn plural(n: usize, word: &str) -> String {
 
 // ------------------------------------------------------------------ small helpers
 
-/// A small deterministic generator (splitmix64): no dependency needed.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.next_u64() as usize % items.len()]
-    }
-}
-
 /// Sum of the sizes of every file under `path`.
 fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = fs::read_dir(path) else { return 0 };
@@ -408,7 +382,7 @@ fn sled_open(dir: &Path) -> Res<sled::Db> {
 /// A raw baseline record: 220 bytes that vary with the key.
 fn raw_value(i: u64) -> [u8; RAW_RECORD] {
     let mut v = [0u8; RAW_RECORD];
-    let mut rng = Rng(i);
+    let mut rng = Rng::new(i);
     for chunk in v.chunks_mut(8) {
         let bytes = rng.next_u64().to_le_bytes();
         chunk.copy_from_slice(&bytes[..chunk.len()]);
@@ -582,7 +556,7 @@ impl Corpus {
     /// Random queries as gen_queries.py makes them: all five commands, as_of
     /// between the entity's registration and 2026-06-30, known_at in a third.
     fn queries(&self, count: usize, seed: u64) -> Vec<(usize, String)> {
-        let mut rng = Rng(seed ^ 0x5EED_5EED_5EED_5EED);
+        let mut rng = Rng::new(seed ^ 0x5EED_5EED_5EED_5EED);
         let buyers: Vec<String> = self.buyers.iter().filter(|b| self.reg.contains_key(*b)).cloned().collect();
         let everyone: Vec<String> = self.companies.iter().chain(&self.persons).cloned().collect();
         let hi = day_of(AS_OF_MAX).unwrap_or(0);
@@ -591,13 +565,13 @@ impl Corpus {
                 let cmd = rng.next_u64() as usize % COMMANDS.len();
                 let entity: &String = match COMMANDS[cmd] {
                     "career" => rng.pick(&self.persons),
-                    "holdings" if !buyers.is_empty() && rng.unit() < 0.8 => rng.pick(&buyers),
+                    "holdings" if !buyers.is_empty() && rng.random() < 0.8 => rng.pick(&buyers),
                     "holdings" => rng.pick(&everyone),
                     _ => rng.pick(&self.companies),
                 };
                 let (reg_day, reg_seq) = self.reg[entity];
                 let as_of = date_text(rng.between(reg_day as u64, reg_day.max(hi) as u64) as i32);
-                let known_at = if rng.unit() < KNOWN_AT_SHARE {
+                let known_at = if rng.random() < KNOWN_AT_SHARE {
                     serde_json::Value::from(rng.between(reg_seq, self.last_seq.max(reg_seq)))
                 } else {
                     serde_json::Value::Null

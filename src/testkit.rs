@@ -167,13 +167,17 @@ const MAIN_END: Day = days_from_civil(2025, 12, 31);
 
 // ------------------------------------------------------------------ random numbers
 
-/// xoshiro256** seeded by splitmix64: small, fast and the same on every platform.
-struct Rng {
+/// xoshiro256** seeded by splitmix64: small, fast and the same on every
+/// platform. Public so that tests and benchmarks draw reproducible choices
+/// from the same generator as the histories.
+#[derive(Clone, Debug)]
+pub struct Rng {
     s: [u64; 4],
 }
 
 impl Rng {
-    fn new(seed: u64) -> Self {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
         let mut x = seed;
         let mut splitmix = || {
             x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -185,7 +189,8 @@ impl Rng {
         Self { s: [splitmix(), splitmix(), splitmix(), splitmix()] }
     }
 
-    fn next_u64(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;
         let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = s[1] << 17;
@@ -199,12 +204,12 @@ impl Rng {
     }
 
     /// A float in [0, 1) with 53 random bits.
-    fn random(&mut self) -> f64 {
+    pub fn random(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
     /// An unbiased integer in [0, n) (Lemire's method); 0 when n is 0.
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         if n == 0 {
             return 0;
         }
@@ -227,8 +232,29 @@ impl Rng {
     }
 
     /// An index in [0, len).
-    fn index(&mut self, len: usize) -> usize {
+    pub fn index(&mut self, len: usize) -> usize {
         self.below(len as u64) as usize
+    }
+
+    /// An integer in [lo, hi], both included (`lo` when `hi < lo`).
+    pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// True with a chance of `percent` in 100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// One of `items`, uniformly.
+    ///
+    /// # Panics
+    /// When `items` is empty (a caller's mistake, as with slice indexing).
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.index(items.len())]
     }
 
     fn choice<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {

@@ -7,25 +7,9 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use dealledger::testkit::Rng;
 use dealledger::testkit::{generate, GenOptions};
 use dealledger::{At, Date, KnownAt, Ledger, QueryKind};
-
-/// A tiny deterministic generator for the readers' choices.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// The registered entities of a generated history, with their kind.
 fn entities(lines: &[String]) -> Vec<(String, bool)> {
@@ -78,13 +62,13 @@ fn readers_never_see_part_of_an_append() {
         .map(|r| {
             let (ledger, entities, done) = (Arc::clone(&ledger), Arc::clone(&entities), Arc::clone(&done));
             std::thread::spawn(move || {
-                let mut rng = SplitMix(r + 1);
+                let mut rng = Rng::new(r + 1);
                 let mut seen = Vec::new();
                 let mut asked = 0;
                 while !done.load(Ordering::SeqCst) || asked < 50 {
-                    let (id, company) = &entities[rng.below(entities.len())];
-                    let kind = if *company { kinds[rng.below(kinds.len())] } else { QueryKind::Career };
-                    let as_of = Date::from_days(10_957 + rng.below(9_500) as i32).expect("date");
+                    let (id, company) = &entities[rng.index(entities.len())];
+                    let kind = if *company { kinds[rng.index(kinds.len())] } else { QueryKind::Career };
+                    let as_of = Date::from_days(10_957 + rng.index(9_500) as i32).expect("date");
                     let now = ask(&ledger, kind, id, as_of, KnownAt::Latest);
                     if let Ok(answer) = &now {
                         let k = answer["known_at_seq"].as_u64().expect("known_at_seq");

@@ -20,6 +20,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use dealledger::testkit::Rng;
 use dealledger::testkit::{generate, GenOptions};
 use serde_json::Value;
 
@@ -29,24 +30,6 @@ const CHUNK: usize = 500;
 const CHUNKED_EVENTS: usize = 20_000;
 const LARGE_KILLS: usize = 5;
 const ROUNDS: usize = 10;
-
-/// A small seeded PRNG (splitmix64): the kill moments are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 fn large_events() -> usize {
     match std::env::var("DEALLEDGER_CRASH_EVENTS") {
@@ -155,12 +138,12 @@ fn large_append_is_all_or_nothing_under_sigkill() {
     assert_eq!(last["seq"].as_u64(), Some(n as u64));
     eprintln!("unkilled append of {n} events: {full:.2?}");
 
-    let mut rng = Rng(0x00c0_ffee);
+    let mut rng = Rng::new(0x00c0_ffee);
     let (mut landed, mut landed_committed, mut finished, mut attempts) = (0, 0, 0, 0);
     let (mut stratum, mut retried) = (0, false);
     while stratum < LARGE_KILLS {
         // Stratified: one seeded delay in each fifth of [5%, 95%] of the run.
-        let frac = 0.05 + 0.9 * (stratum as f64 + rng.unit()) / LARGE_KILLS as f64;
+        let frac = 0.05 + 0.9 * (stratum as f64 + rng.random()) / LARGE_KILLS as f64;
         let delay = full.mul_f64(frac).max(Duration::from_millis(200));
         let db = tmp.path().join(format!("kill-{attempts}"));
         attempts += 1;
@@ -274,12 +257,12 @@ fn acknowledged_appends_survive_sigkill() {
     // (a killed chunk is sent again: stored or not, it must answer the same seqs).
     let (mut acked, mut next) = (CHUNK as u64, 1usize);
 
-    let mut rng = Rng(0x5eed_0b0b);
+    let mut rng = Rng::new(0x5eed_0b0b);
     let (mut landed, mut landed_committed, mut rounds) = (0, 0, 0);
     while rounds < ROUNDS && next < chunks.len() {
         rounds += 1;
         // Somewhere in the next one to three appends.
-        let delay = typical.mul_f64(0.5 + 2.0 * rng.unit());
+        let delay = typical.mul_f64(0.5 + 2.0 * rng.random());
         let deadline = Instant::now() + delay;
         let mut killed: Option<usize> = None;
         // Appends one after another until the deadline, then kill the current one.

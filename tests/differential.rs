@@ -10,6 +10,7 @@
 mod model;
 
 use chrono::{Datelike, NaiveDate};
+use dealledger::testkit::Rng;
 use dealledger::testkit::{generate, GenOptions};
 use dealledger::{At, Date, KnownAt, Ledger, QueryKind};
 use model::Model;
@@ -20,32 +21,6 @@ const COMMANDS: [&str; 5] = ["ownership", "holdings", "partnerships", "executive
 const EVENTS: usize = 3000;
 const QUERIES: usize = 400;
 const AS_OF_MAX: &str = "2026-06-30";
-
-/// splitmix64: a tiny deterministic PRNG.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.range(0, items.len() as u64 - 1) as usize]
-    }
-}
 
 fn day(text: &str) -> i64 {
     i64::from(NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap().num_days_from_ce())
@@ -165,7 +140,7 @@ fn load(lines: &[String], rng: &mut Rng) -> (tempfile::TempDir, Ledger, Model) {
     let mut model = Model::new();
     let mut at = 0;
     while at < lines.len() {
-        let n = (rng.range(1, 500) as usize).min(lines.len() - at);
+        let n = (rng.between(1, 500) as usize).min(lines.len() - at);
         let chunk = &lines[at..at + n];
         let appended = ledger
             .append_text(&chunk.join("\n"))
@@ -228,16 +203,16 @@ fn queries(lines: &[String], rng: &mut Rng, count: usize) -> Vec<Value> {
         .clone();
         let (reg_date, reg_seq) = reg[&entity].clone();
         let lo = day(&reg_date);
-        let mut as_of = date_of(rng.range(lo as u64, lo.max(hi) as u64) as i64);
-        let mut known_at = if rng.chance(33) { Some(rng.range(reg_seq, last)) } else { None };
+        let mut as_of = date_of(rng.between(lo as u64, lo.max(hi) as u64) as i64);
+        let mut known_at = if rng.chance(33) { Some(rng.between(reg_seq, last)) } else { None };
         if rng.chance(3) {
             // Not existing yet on as_of: an error for both.
-            as_of = date_of(lo - rng.range(1, 3000) as i64);
+            as_of = date_of(lo - rng.between(1, 3000) as i64);
         } else if rng.chance(2) && reg_seq > 1 {
             // Not yet known: an error for both.
-            known_at = Some(rng.range(0, reg_seq - 1));
+            known_at = Some(rng.between(0, reg_seq - 1));
         } else if rng.chance(2) {
-            known_at = Some(last + rng.range(1, 100));
+            known_at = Some(last + rng.between(1, 100));
         }
         out.push(json!({"cmd": cmd, "id": entity, "as_of": as_of, "known_at": known_at}));
     }
@@ -250,7 +225,7 @@ fn differential(seed: u64) {
         lines.iter().all(|l| serde_json::from_str::<Value>(l).unwrap().get("id").is_some()),
         "the model needs every generated event to carry its id"
     );
-    let mut rng = Rng(seed ^ 0xD1FF_5EED);
+    let mut rng = Rng::new(seed ^ 0xD1FF_5EED);
     let (_dir, ledger, model) = load(&lines, &mut rng);
     let mut qs = queries(&lines, &mut rng, QUERIES);
     // Plus a sweep of ownership and holdings of every company at the end of

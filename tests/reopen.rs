@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dealledger::testkit::Rng;
 use dealledger::testkit::{generate, GenOptions};
 use dealledger::{At, Date, Error, KnownAt, Ledger, QueryKind};
 use serde_json::Value;
@@ -29,23 +30,6 @@ fn scenario() -> String {
 
 fn date(text: &str) -> Date {
     Date::parse(text).expect("date")
-}
-
-/// A small seeded PRNG (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
 }
 
 /// Reopens `path` after a `Ledger` on it was dropped in this process, waiting
@@ -182,7 +166,7 @@ fn reindex_rebuilds_the_same_answers() {
     let head = ledger.last_seq();
     assert_eq!(head, 5_000);
 
-    let mut rng = Rng(0x0005_eed5);
+    let mut rng = Rng::new(0x0005_eed5);
     let mut asks = Vec::new();
     let mut sampled = BTreeSet::new();
     for i in 0..200 {
