@@ -275,7 +275,7 @@ impl Ledger {
     pub fn append_text_observed(&self, text: &str, observe: &dyn Fn(Phase)) -> Result<Vec<Appended>> {
         observe(Phase::Parsing);
         let items = parse_input(text)?;
-        self.append_observed(items, observe)
+        self.append_parsed(items, observe)
     }
 
     /// Appends already-parsed events (their positions count as lines 1, 2, …).
@@ -284,10 +284,15 @@ impl Ledger {
     /// As [`Ledger::append_text`].
     pub fn append(&self, drafts: Vec<Draft>) -> Result<Vec<Appended>> {
         let items = drafts.into_iter().enumerate().map(|(index, d)| (Origin { line: index + 1, index }, d)).collect();
-        self.append_observed(items, &|_| {})
+        self.append_parsed(items, &|_| {})
     }
 
-    fn append_observed(&self, items: Vec<(Origin, Draft)>, observe: &dyn Fn(Phase)) -> Result<Vec<Appended>> {
+    /// Appends the output of [`parse_input`] (so that a caller holding a large
+    /// input can free it before the append), telling `observe` of each phase.
+    ///
+    /// # Errors
+    /// As [`Ledger::append_text`].
+    pub fn append_parsed(&self, items: Vec<(Origin, Draft)>, observe: &dyn Fn(Phase)) -> Result<Vec<Appended>> {
         let _guard = self.lock();
         let last = self.store.last_record()?;
         let head = last.as_ref().map_or(0, |r| r.seq);

@@ -227,17 +227,24 @@ fn append(db: &Path, file: Option<&Path>, json: bool, out: &mut dyn Write) -> Re
     open_input(file)?.read_to_string(&mut text).context("cannot read the input as UTF-8 text")?;
     let ledger = Ledger::open_with(db, &bulk_options())?;
     let bar = progress_bar(text.len());
-    let appended = ledger.append_text_observed(&text, &|phase| {
-        if let Some(bar) = &bar {
-            let (step, message) = match phase {
-                Phase::Parsing => (0, "parsing".to_owned()),
-                Phase::Validating(n) => (1, format!("validating {n} events")),
-                Phase::Writing(n) => (2, format!("writing {n} events durably")),
-                Phase::Indexing(n) => (3, format!("indexing {n} events")),
-            };
-            bar.set_position(step);
-            bar.set_message(message);
-        }
+    if let Some(bar) = &bar {
+        bar.set_message("parsing");
+    }
+    let items = dealledger::parse_input(&text);
+    drop(text); // the parsed events are all the append needs: free the input
+    let appended = items.and_then(|items| {
+        ledger.append_parsed(items, &|phase| {
+            if let Some(bar) = &bar {
+                let (step, message) = match phase {
+                    Phase::Parsing => (0, "parsing".to_owned()),
+                    Phase::Validating(n) => (1, format!("validating {n} events")),
+                    Phase::Writing(n) => (2, format!("writing {n} events durably")),
+                    Phase::Indexing(n) => (3, format!("indexing {n} events")),
+                };
+                bar.set_position(step);
+                bar.set_message(message);
+            }
+        })
     });
     if let Some(bar) = bar {
         bar.finish_and_clear();
