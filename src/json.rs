@@ -13,6 +13,10 @@ use uuid::Uuid;
 use crate::event::{Draft, Event, RoleEnd, RoleStart, StoredEvent};
 use crate::value::{decimal_text, pct_json, truncate, Date, EntityId, Money, Stake, Timestamp};
 
+/// The longest text a field may hold, in bytes: records stay far below the
+/// codec's size guard, so a stored record always decodes.
+pub const MAX_TEXT: usize = 64 * 1024;
+
 /// Fields every event may carry.
 const COMMON: &[&str] = &["type", "effective", "id", "source", "note"];
 /// Fields only the ledger sets (contract §4 rule 9).
@@ -61,6 +65,9 @@ impl<'a> Fields<'a> {
 
     fn text_of(&self, key: &str, value: &'a Value) -> Result<String, String> {
         match value {
+            Value::String(s) if s.len() > MAX_TEXT => {
+                Err(self.err(key, format!("is {} bytes long; at most {MAX_TEXT} are allowed", s.len())))
+            }
             Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
             Value::String(_) => Err(self.err(key, "must not be empty")),
             other => Err(self.err(key, format!("expected a string, found {}", kind_of(other)))),

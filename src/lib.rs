@@ -51,7 +51,7 @@ pub use codec::{
 };
 pub use error::{Error, Result, Rule};
 pub use event::{Draft, Event, Kind, StoredEvent};
-pub use json::{export_line, input_fields};
+pub use json::{export_line, input_fields, MAX_TEXT};
 pub use ledger::{parse_input, Appended, At, KnownAt, Ledger, Options, Phase, QueryKind};
 pub use query::LOOK_THROUGH_LIMIT;
 pub use replay::{FoldOrder, History};

@@ -7,7 +7,7 @@
 //! must never write, and never read events outside the timelines it names.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use crate::answer::*;
@@ -132,13 +132,13 @@ impl<'a> Query<'a> {
     /// Follows controllers upward from `first` (which controls `company`) to the
     /// top; on a cycle, stops at the last holder before an id would repeat.
     fn ultimate(&self, company: &EntityId, first: &EntityId) -> Result<EntityId> {
-        let mut chain = vec![company.clone()];
+        let mut chain = HashSet::from([company.clone()]);
         let mut current = first.clone();
         loop {
             let next = self.cap_table(&current)?.controller().cloned();
             match next {
                 Some(next) if !chain.contains(&next) && next != current => {
-                    chain.push(std::mem::replace(&mut current, next));
+                    chain.insert(std::mem::replace(&mut current, next));
                 }
                 _ => return Ok(current),
             }
@@ -201,41 +201,42 @@ impl<'a> Query<'a> {
     /// Sums, over every chain from `holder` (no entity twice, `holder` included),
     /// the product of the stakes, as fixed-point fractions of [`ONE`].
     fn look_through(&self, holder: &EntityId) -> Result<BTreeMap<EntityId, u128>> {
+        // An explicit stack, not recursion: a chain of ten thousand holdings
+        // must not overflow the thread's stack.
         let mut sums = BTreeMap::new();
-        let mut path = vec![holder.clone()];
+        let mut on_path: HashSet<EntityId> = HashSet::from([holder.clone()]);
+        let mut path: Vec<EntityId> = Vec::new();
+        let mut stack: Vec<(Rc<DirectHoldings>, usize, u128)> = vec![(self.direct_of(holder)?, 0, ONE)];
         let mut steps = 0usize;
-        self.walk(holder, ONE, &mut path, &mut sums, &mut steps)?;
-        Ok(sums)
-    }
-
-    fn walk(
-        &self,
-        node: &EntityId,
-        value: u128,
-        path: &mut Vec<EntityId>,
-        sums: &mut BTreeMap<EntityId, u128>,
-        steps: &mut usize,
-    ) -> Result<()> {
-        for (company, millionths) in self.direct_of(node)?.iter() {
-            if path.contains(company) {
+        while let Some(top) = stack.last_mut() {
+            let Some((company, millionths)) = top.0.get(top.1).cloned() else {
+                stack.pop();
+                if let Some(done) = path.pop() {
+                    on_path.remove(&done);
+                }
+                continue;
+            };
+            top.1 += 1;
+            let value = top.2;
+            if on_path.contains(&company) {
                 continue;
             }
-            *steps += 1;
-            if *steps > LOOK_THROUGH_LIMIT {
+            steps += 1;
+            if steps > LOOK_THROUGH_LIMIT {
                 return Err(Error::LimitExceeded(format!(
-                    "look-through of {} walks more than {LOOK_THROUGH_LIMIT} chains of holdings",
-                    path[0]
+                    "look-through of {holder} walks more than {LOOK_THROUGH_LIMIT} chains of holdings"
                 )));
             }
-            let v = value / WHOLE as u128 * u128::from(*millionths)
-                + value % WHOLE as u128 * u128::from(*millionths) / WHOLE as u128;
+            let v = value / WHOLE as u128 * u128::from(millionths)
+                + value % WHOLE as u128 * u128::from(millionths) / WHOLE as u128;
             let sum = sums.entry(company.clone()).or_insert(0u128);
             *sum = sum.saturating_add(v);
-            path.push(company.clone());
-            self.walk(company, v, path, sums, steps)?;
-            path.pop();
+            let below = self.direct_of(&company)?;
+            on_path.insert(company.clone());
+            path.push(company);
+            stack.push((below, 0, v));
         }
-        Ok(())
+        Ok(sums)
     }
 
     /// `partnerships COMPANY`.
