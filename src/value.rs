@@ -82,8 +82,9 @@ fn parse_scaled(text: &str, decimals: u32) -> Result<u128, String> {
         });
     }
     let frac_digits = frac.trim_end_matches('0');
-    let scale = frac_digits.len() as i32 - exponent;
-    if scale > decimals as i32 {
+    // i64: an exponent near i32::MIN must not overflow.
+    let scale = frac_digits.len() as i64 - i64::from(exponent);
+    if scale > i64::from(decimals) {
         return Err(format!("`{text}` has more than {decimals} decimal places"));
     }
     let mut value: u128 = 0;
@@ -93,9 +94,10 @@ fn parse_scaled(text: &str, decimals: u32) -> Result<u128, String> {
             .and_then(|v| v.checked_add(u128::from(b - b'0')))
             .ok_or_else(|| format!("`{text}` is too large"))?;
     }
-    let shift = decimals as i32 - scale;
-    10u128
-        .checked_pow(shift.unsigned_abs())
+    let shift = i64::from(decimals) - scale;
+    u32::try_from(shift)
+        .ok()
+        .and_then(|shift| 10u128.checked_pow(shift))
         .and_then(|p| value.checked_mul(p))
         .ok_or_else(|| format!("`{text}` is too large"))
 }
@@ -361,6 +363,8 @@ mod tests {
         assert!(Stake::parse_pct("-5").is_err());
         assert!(Stake::parse_pct("5.").is_err());
         assert!(Stake::parse_pct("abc").is_err());
+        assert!(Stake::parse_pct("1e-2147483648").is_err_and(|e| e.contains("decimal places")));
+        assert!(Stake::parse_pct("1e2147483647").is_err_and(|e| e.contains("too large")));
     }
 
     #[test]
