@@ -193,7 +193,12 @@ impl Ledger {
         if !ledger.store.derived_current()? {
             ledger.store.clear_derived()?;
         }
-        ledger.catch_up()?;
+        match ledger.catch_up() {
+            // A damaged log still opens for reading, `verify` and `export` of the
+            // intact prefix (the recovery path); appends refuse, as they read the head.
+            Err(Error::Corrupt { .. }) => ledger.visible.store(ledger.store.indexed()?, Ordering::Release),
+            other => other?,
+        }
         Ok(ledger)
     }
 

@@ -147,3 +147,35 @@ fn an_index_behind_its_contents_catches_up_without_duplicates() {
     let history = ledger.history("scale-ai", dealledger::KnownAt::Latest, None, None).expect("history");
     assert_eq!(history.len(), 9, "each event once");
 }
+
+#[test]
+fn a_damaged_last_record_still_opens_for_reading_and_export() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ledger_with_story(dir.path());
+    tamper(dir.path(), 18, |bytes| bytes[0] = 0xee);
+    let bin = assert_cmd::cargo::cargo_bin("dealledger");
+    let db = dir.path().join("db").to_string_lossy().into_owned();
+    let run = |args: &[&str], input: &str| {
+        let out =
+            assert_cmd::Command::new(&bin).arg("--db").arg(&db).args(args).write_stdin(input).output().expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["export"], "");
+    assert_eq!(code, Some(1), "export stops at the damage");
+    assert_eq!(out.lines().count(), 17, "the intact prefix is exported");
+    let (code, _, err) = run(&["verify"], "");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("seq 18"), "{err}");
+    let (code, out, _) = run(&["ownership", "meta", "--as-of", "2022-01-01", "--json"], "");
+    assert_eq!(code, Some(0), "reading still works");
+    assert!(out.contains("Meta Platforms"), "{out}");
+    let event = r#"{"type":"company_registered","effective":"2020-01-01","company":"newco","name":"N"}"#;
+    let (code, _, err) = run(&["append"], event);
+    assert_eq!(code, Some(1), "no append on a damaged log");
+    assert!(err.contains("seq 18"), "{err}");
+    assert_eq!(run(&["export"], "").1.lines().count(), 17, "nothing was stored");
+}
