@@ -172,9 +172,14 @@ impl<'a> Indexer<'a> {
 
     /// The staged facts of a touched timeline that are not retracted, in fold order.
     pub fn live(&mut self, key: &TimelineKey) -> Vec<Rc<Fact>> {
+        self.all(key).into_iter().filter(|f| f.retracted_by.is_none()).collect()
+    }
+
+    /// All staged facts of a touched timeline, retracted ones included, in fold order.
+    pub fn all(&mut self, key: &TimelineKey) -> Vec<Rc<Fact>> {
         let Some(facts) = self.timelines.get_mut(key) else { return Vec::new() };
         facts.sort_by_key(|f| f.key());
-        facts.iter().filter(|f| f.retracted_by.is_none()).cloned().collect()
+        facts.clone()
     }
 
     /// Sorts the touched timelines into fold order and writes everything.

@@ -60,6 +60,7 @@ pub fn check<'a>(store: &'a Store, records: &[StoredEvent], origins: &[Origin]) 
     let mut worst: Option<(Origin, u64, Error)> = None;
     for (key, cause) in staged.touched().to_vec() {
         let Some((seq, found)) = first_breach(&key, &staged.live(&key)) else { continue };
+        let cause = if seq < first_seq { culprit(&key, &staged.all(&key), first_seq).unwrap_or(cause) } else { cause };
         let (origin, err) = batch.refusal(seq, cause, found)?;
         if worst.as_ref().is_none_or(|(o, s, _)| (origin.line, seq) < (o.line, *s)) {
             worst = Some((origin, seq, err));
@@ -69,6 +70,29 @@ pub fn check<'a>(store: &'a Store, records: &[StoredEvent], origins: &[Origin]) 
         Some((_, _, err)) => Err(err),
         None => Ok(staged),
     }
+}
+
+/// The batch event that breaks a stored event of a timeline: the first one
+/// (in input order) such that the batch up to it already breaks a stored
+/// event. Only on the error path: it folds the timeline once per candidate.
+fn culprit(key: &TimelineKey, facts: &[Rc<Fact>], first_seq: u64) -> Option<u64> {
+    let mut candidates: Vec<u64> = facts
+        .iter()
+        .flat_map(|f| [Some(f.seq), f.retracted_by])
+        .flatten()
+        .filter(|seq| *seq >= first_seq)
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    candidates.into_iter().find(|&c| {
+        let prefix: Vec<Rc<Fact>> = facts
+            .iter()
+            .filter(|f| f.seq < first_seq || f.seq <= c)
+            .filter(|f| f.retracted_by.is_none_or(|by| by >= first_seq && by > c))
+            .cloned()
+            .collect();
+        first_breach(key, &prefix).is_some_and(|(seq, _)| seq < first_seq)
+    })
 }
 
 /// The batch being checked, to name its events in errors.

@@ -387,6 +387,16 @@ fn rule6_late_acquisition_that_overflows_a_later_one_names_its_seq() {
     l.refuse_events(&[filler(), acq("gamma", "beta", 10, "2021-01-01")], "seq 7");
 }
 
+#[test]
+fn rule6_names_the_line_that_breaks_the_later_event_not_the_first_line() {
+    let l = base();
+    let s = l.append_seqs(&[acq("gamma", "beta", 30, "2024-01-01")]);
+    assert_eq!(s, vec![7]);
+    // Line 1 alone is fine (95% in 2025); line 2 makes seq 7 overflow (110% in 2024).
+    let err = l.refuse_events(&[acq("pat", "beta", 5, "2025-06-01"), acq("pat", "beta", 20, "2020-06-01")], "seq 7");
+    assert!(err.contains("line 2"), "{err}");
+}
+
 // ----------------------------------------------------- all or nothing
 
 #[test]
