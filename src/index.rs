@@ -31,6 +31,7 @@ pub struct Indexer<'a> {
     staged_retractions: Vec<u64>,
     retraction_seqs: HashSet<u64>,
     located: HashMap<u64, Vec<TimelineKey>>,
+    fresh: bool,
 }
 
 impl<'a> Indexer<'a> {
@@ -46,13 +47,20 @@ impl<'a> Indexer<'a> {
             staged_retractions: Vec::new(),
             retraction_seqs: HashSet::new(),
             located: HashMap::new(),
+            fresh: false,
         }
+    }
+
+    /// A staging area that ignores what the index holds: a rebuild from the
+    /// log, whose output replaces every derived value.
+    pub fn fresh(store: &'a Store) -> Self {
+        Self { fresh: true, ..Self::new(store) }
     }
 
     /// The staged copy of a timeline, loaded from the store on first use.
     fn timeline(&mut self, key: &TimelineKey, cause: u64) -> Result<&mut Vec<Rc<Fact>>> {
         if !self.timelines.contains_key(key) {
-            let stored = self.store.timeline(key.0, &key.1)?;
+            let stored = if self.fresh { Vec::new() } else { self.store.timeline(key.0, &key.1)? };
             self.timelines.insert(key.clone(), stored);
             self.touched.push((key.clone(), cause));
         }
@@ -66,6 +74,7 @@ impl<'a> Indexer<'a> {
     pub fn seq_of_id(&self, id: &Uuid) -> Result<Option<u64>> {
         match self.new_ids.get(id) {
             Some(seq) => Ok(Some(*seq)),
+            None if self.fresh => Ok(None),
             None => self.store.seq_of_id(id),
         }
     }
@@ -182,23 +191,24 @@ impl<'a> Indexer<'a> {
         facts.clone()
     }
 
-    /// Sorts the touched timelines into fold order and writes everything.
-    /// Idempotent: a record indexed again after a crash (when part of the
-    /// index reached the disk without its watermark) is kept once.
+    /// Sorts the touched timelines into fold order and writes everything;
+    /// returns the timelines written. Idempotent: a record indexed again
+    /// after a crash (when part of the index reached the disk without its
+    /// watermark) is kept once.
     ///
     /// # Errors
     /// Storage errors.
-    pub fn finish(mut self) -> Result<()> {
+    pub fn finish(mut self) -> Result<HashSet<TimelineKey>> {
         for facts in self.timelines.values_mut() {
             facts.sort_by_key(|f| f.key());
             facts.dedup_by_key(|f| f.seq);
         }
-        self.store.write_index(&self.ids, &self.timelines)?;
+        self.store.write_index(&self.ids, &self.timelines, !self.fresh)?;
         for seq in &self.staged_retractions {
             if let Some(by) = self.retractions.get(seq) {
                 self.store.mark_retracted(*seq, *by)?;
             }
         }
-        Ok(())
+        Ok(self.timelines.into_keys().collect())
     }
 }

@@ -225,9 +225,18 @@ impl Ledger {
     /// Storage errors, or [`Error::Corrupt`] on a damaged record.
     pub fn reindex(&self) -> Result<u64> {
         let _guard = self.lock();
-        self.store.clear_derived()?;
-        self.catch_up()?;
-        Ok(self.last_seq())
+        // Rebuilt from nothing, then written over the old values: readers of
+        // this `Ledger` meanwhile read old or new values, which say the same.
+        let (head, _) = self.store.head()?;
+        let mut indexer = Indexer::fresh(&self.store);
+        for rec in self.store.records_from(0) {
+            indexer.add(&rec?)?;
+        }
+        let keys = indexer.finish()?;
+        self.store.remove_other_timelines(&keys)?;
+        self.store.set_indexed(head)?;
+        self.visible.store(head, Ordering::Release);
+        Ok(head)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {

@@ -313,7 +313,12 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::Storage`] on a write failure.
-    pub fn write_index(&self, ids: &[(Uuid, u64)], timelines: &HashMap<(Ns, EntityId), Vec<Rc<Fact>>>) -> Result<()> {
+    pub fn write_index(
+        &self,
+        ids: &[(Uuid, u64)],
+        timelines: &HashMap<(Ns, EntityId), Vec<Rc<Fact>>>,
+        merge_ids: bool,
+    ) -> Result<()> {
         let mut by_bucket: HashMap<u16, Vec<[u8; ID_ENTRY]>> = HashMap::new();
         for (id, seq) in ids {
             by_bucket.entry(id_bucket(id)).or_default().push(id_entry(id, *seq));
@@ -322,7 +327,7 @@ impl Store {
         // go in modest batches: sled's memory grows with a batch's length.
         let mut values: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(by_bucket.len());
         for (bucket, mut entries) in by_bucket {
-            if let Some(stored) = self.ids.get(bucket.to_be_bytes())? {
+            if let Some(stored) = self.ids.get(bucket.to_be_bytes())?.filter(|_| merge_ids) {
                 entries.extend(stored.chunks_exact(ID_ENTRY).filter_map(|c| <[u8; ID_ENTRY]>::try_from(c).ok()));
             }
             entries.sort_unstable();
@@ -333,6 +338,21 @@ impl Store {
         let values =
             timelines.iter().map(|((ns, slug), facts)| (timeline_key(*ns, slug), codec::encode_timeline(facts)));
         insert_in_batches(&self.timeline, values)?;
+        Ok(())
+    }
+
+    /// Removes every stored timeline whose key is not in `keep` (after a rebuild).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a read or write failure.
+    pub fn remove_other_timelines(&self, keep: &std::collections::HashSet<(Ns, EntityId)>) -> Result<()> {
+        let keep: std::collections::HashSet<Vec<u8>> = keep.iter().map(|(ns, slug)| timeline_key(*ns, slug)).collect();
+        for key in self.timeline.iter().keys() {
+            let key = key?;
+            if !keep.contains(key.as_ref()) {
+                self.timeline.remove(key)?;
+            }
+        }
         Ok(())
     }
 

@@ -93,3 +93,36 @@ fn readers_never_see_part_of_an_append() {
     assert_eq!(ledger.last_seq(), 4_000);
     assert_eq!(ledger.verify().expect("verify").last_seq, 4_000);
 }
+
+#[test]
+fn readers_keep_their_answers_while_the_index_is_rebuilt() {
+    let lines = generate(&GenOptions { events: 2_000, seed: 5, ..GenOptions::default() }).expect("history");
+    let entities = entities(&lines);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Arc::new(Ledger::open_or_create(dir.path().join("db")).expect("open"));
+    ledger.append_text(&lines.join("\n")).expect("append");
+    let as_of = Date::parse("2024-01-01").expect("date");
+    let expected: Vec<_> = entities
+        .iter()
+        .filter(|(_, company)| *company)
+        .take(50)
+        .map(|(id, _)| (id.clone(), ask(&ledger, QueryKind::Ownership, id, as_of, KnownAt::Latest)))
+        .collect();
+    let done = Arc::new(AtomicBool::new(false));
+    let rebuilder = {
+        let (ledger, done) = (Arc::clone(&ledger), Arc::clone(&done));
+        std::thread::spawn(move || {
+            for _ in 0..5 {
+                ledger.reindex().expect("reindex");
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    let mut asked = 0;
+    while !done.load(Ordering::SeqCst) || asked < expected.len() {
+        let (id, answer) = &expected[asked % expected.len()];
+        assert_eq!(&ask(&ledger, QueryKind::Ownership, id, as_of, KnownAt::Latest), answer, "{id} during reindex");
+        asked += 1;
+    }
+    rebuilder.join().expect("rebuilder");
+}
