@@ -310,6 +310,11 @@ impl Ledger {
         let _guard = self.lock();
         let last = self.store.last_record()?;
         let head = last.as_ref().map_or(0, |r| r.seq);
+        if self.store.indexed()? < head {
+            // An earlier append was stored but its indexing failed: index it
+            // before validating anything against the index.
+            self.catch_up()?;
+        }
         let head_hash = last.as_ref().map_or([0; 32], |r| r.hash);
         let mut last_time = last.map_or(Timestamp::from_nanos(i64::MIN), |r| r.recorded_at);
         let mut answers = Vec::with_capacity(items.len());
@@ -653,6 +658,7 @@ impl Ledger {
         let mut origins = Vec::new();
         let mut prev = [0u8; 32];
         let mut last_time = Timestamp::from_nanos(i64::MIN);
+        let mut ids = std::collections::HashSet::new();
         for (i, line) in input.lines().enumerate() {
             let line = line?;
             if line.trim().is_empty() {
@@ -660,6 +666,9 @@ impl Ledger {
             }
             let origin = Origin { line: i + 1, index: records.len() };
             let rec = import_record(&line, origin, records.len() as u64 + 1, &prev, last_time)?;
+            if !ids.insert(rec.id) {
+                return Err(Error::Import(format!("line {}: id {} appears twice", origin.line, rec.id)));
+            }
             prev = rec.hash;
             last_time = rec.recorded_at;
             records.push(rec);

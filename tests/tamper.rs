@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use dealledger::{decode_block, decode_record, encode_block, encode_record, Event, Ledger, StoredEvent};
+use dealledger::{decode_block, decode_record, encode_block, encode_record, Error, Event, Ledger, StoredEvent};
 
 const STORY: &str = include_str!("../examples/data/scale-ai.jsonl");
 
@@ -178,4 +178,37 @@ fn a_damaged_last_record_still_opens_for_reading_and_export() {
     assert_eq!(code, Some(1), "no append on a damaged log");
     assert!(err.contains("seq 18"), "{err}");
     assert_eq!(run(&["export"], "").1.lines().count(), 17, "nothing was stored");
+}
+
+#[test]
+fn an_export_with_a_repeated_id_is_refused_even_with_a_valid_chain() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().expect("tempdir");
+    ledger_with_story(dir.path());
+    let mut export = Vec::new();
+    Ledger::open(dir.path().join("db")).expect("open").export(&mut export).expect("export");
+    let lines: Vec<serde_json::Map<String, serde_json::Value>> =
+        String::from_utf8(export).expect("utf-8").lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let first_id = lines[0]["id"].clone();
+    // Give seq 2 the id of seq 1, and re-chain every hash so only the id repeats.
+    let mut prev = [0u8; 32];
+    let mut forged = String::new();
+    for (i, mut line) in lines.into_iter().enumerate() {
+        if i == 1 {
+            line.insert("id".into(), first_id.clone());
+        }
+        line.remove("hash");
+        let canonical = serde_json::to_string(&line).expect("json");
+        let hash: [u8; 32] = Sha256::new().chain_update(prev).chain_update(canonical.as_bytes()).finalize().into();
+        line.insert("hash".into(), hex::encode(hash).into());
+        forged.push_str(&serde_json::to_string(&line).expect("json"));
+        forged.push('\n');
+        prev = hash;
+    }
+    let restored = Ledger::open_or_create(dir.path().join("restored")).expect("open");
+    match restored.import(&mut forged.as_bytes()) {
+        Err(Error::Import(message)) => assert!(message.contains("line 2") && message.contains("twice"), "{message}"),
+        other => panic!("expected a refused import, got {other:?}"),
+    }
+    assert_eq!(restored.last_seq(), 0);
 }
