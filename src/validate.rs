@@ -76,12 +76,8 @@ pub fn check<'a>(store: &'a Store, records: &[StoredEvent], origins: &[Origin]) 
 /// (in input order) such that the batch up to it already breaks a stored
 /// event. Only on the error path: it folds the timeline once per candidate.
 fn culprit(key: &TimelineKey, facts: &[Rc<Fact>], first_seq: u64) -> Option<u64> {
-    let mut candidates: Vec<u64> = facts
-        .iter()
-        .flat_map(|f| [Some(f.seq), f.retracted_by])
-        .flatten()
-        .filter(|seq| *seq >= first_seq)
-        .collect();
+    let mut candidates: Vec<u64> =
+        facts.iter().flat_map(|f| [Some(f.seq), f.retracted_by]).flatten().filter(|seq| *seq >= first_seq).collect();
     candidates.sort_unstable();
     candidates.dedup();
     candidates.into_iter().find(|&c| {
