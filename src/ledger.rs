@@ -807,24 +807,30 @@ fn parse_one(value: &Value, origin: Origin) -> Result<(Origin, Draft)> {
 
 /// Parses one line of the batch `query` input.
 fn parse_query_line(line: &str) -> Result<(QueryKind, String, At)> {
-    let bad = |m: String| Error::BadArgument(m);
-    let value: Value = serde_json::from_str(line).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-    let map = value.as_object().ok_or_else(|| bad("expected a JSON object".into()))?;
-    if let Some(key) = map.keys().find(|k| !["cmd", "id", "as_of", "known_at"].contains(&k.as_str())) {
-        return Err(bad(format!("unknown field `{key}` (expected cmd, id, as_of, known_at)")));
+    /// One line of the batch `query` input, as submitted.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Line<'a> {
+        #[serde(borrow)]
+        cmd: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        id: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        as_of: Option<std::borrow::Cow<'a, str>>,
+        known_at: Option<Value>,
     }
-    let text = |key: &str| map.get(key).and_then(Value::as_str);
-    let kind = QueryKind::parse(text("cmd").ok_or_else(|| bad("missing field `cmd`".into()))?)?;
-    let id = text("id").ok_or_else(|| bad("missing field `id`".into()))?.to_owned();
-    let as_of = match map.get("as_of") {
-        None | Some(Value::Null) => Date::today(),
-        Some(Value::String(s)) => Date::parse(s).map_err(|e| bad(format!("as_of: {e}")))?,
-        Some(other) => return Err(bad(format!("as_of: expected a date string, found {other}"))),
+    let bad = |m: String| Error::BadArgument(m);
+    let parsed: Line<'_> = serde_json::from_str(line).map_err(|e| bad(format!("not a query line: {e}")))?;
+    let kind = QueryKind::parse(parsed.cmd.as_deref().ok_or_else(|| bad("missing field `cmd`".into()))?)?;
+    let id = parsed.id.ok_or_else(|| bad("missing field `id`".into()))?.into_owned();
+    let as_of = match parsed.as_of.as_deref() {
+        None => Date::today(),
+        Some(s) => Date::parse(s).map_err(|e| bad(format!("as_of: {e}")))?,
     };
-    let known_at = match map.get("known_at") {
+    let known_at = match parsed.known_at {
         None | Some(Value::Null) => KnownAt::Latest,
         Some(Value::Number(n)) => KnownAt::Seq(n.as_u64().ok_or_else(|| bad(format!("known_at: `{n}` is not a seq")))?),
-        Some(Value::String(s)) => KnownAt::parse(s)?,
+        Some(Value::String(s)) => KnownAt::parse(&s)?,
         Some(other) => return Err(bad(format!("known_at: expected a seq or a timestamp, found {other}"))),
     };
     Ok((kind, id, At { as_of, known_at }))
