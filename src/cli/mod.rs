@@ -226,6 +226,7 @@ fn append(db: &Path, file: Option<&Path>, json: bool, out: &mut dyn Write) -> Re
     let mut text = String::new();
     open_input(file)?.read_to_string(&mut text).context("cannot read the input as UTF-8 text")?;
     let ledger = Ledger::open_with(db, &bulk_options())?;
+    let before = ledger.last_seq();
     let bar = progress_bar(text.len());
     if let Some(bar) = &bar {
         bar.set_message("parsing");
@@ -255,14 +256,14 @@ fn append(db: &Path, file: Option<&Path>, json: bool, out: &mut dyn Write) -> Re
             writeln!(out, "{}", serde_json::json!({"seq": a.seq, "id": a.id}))?;
         }
     } else {
-        let first = appended.first().map_or(0, |a| a.seq);
-        writeln!(
-            out,
-            "appended {} events (seq {first}..{}); head seq {}",
-            appended.len(),
-            ledger.last_seq(),
-            ledger.last_seq()
-        )?;
+        let head = ledger.last_seq();
+        let new = appended.iter().filter(|a| a.seq > before).count();
+        let retried = appended.len() - new;
+        let again = if retried > 0 { format!(", {retried} already stored") } else { String::new() };
+        match new {
+            0 => writeln!(out, "appended nothing new{again}; head seq {head}")?,
+            _ => writeln!(out, "appended {new} events (seq {}..{head}){again}; head seq {head}", before + 1)?,
+        }
     }
     Ok(())
 }
