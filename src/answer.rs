@@ -5,7 +5,7 @@
 //! `YYYY-MM-DD`. This module must never compute anything: it only holds and
 //! serializes what `query` found.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::value::{pct_json, Date, EntityId};
@@ -21,26 +21,112 @@ impl Serialize for Pct {
     }
 }
 
-fn date<S: Serializer>(d: &Date, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(d)
+impl<'de> Deserialize<'de> for Pct {
+    /// Reads the JSON number of percent back into millionths of a whole (it
+    /// has at most 4 decimals, so rounding to the nearest millionth is exact).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pct = f64::deserialize(d)?;
+        if !(0.0..=1e12).contains(&pct) {
+            return Err(serde::de::Error::custom(format!("percentage {pct} out of range")));
+        }
+        // In range and non-negative: the cast cannot truncate or wrap.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Ok(Pct((pct * 10_000.0).round() as u64))
+    }
 }
 
-fn opt_date<S: Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.collect_str(d),
-        None => s.serialize_none(),
+/// Dates in answers are `YYYY-MM-DD` text (the stored form is a day number).
+mod text_date {
+    use super::{Date, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Date, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(d)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
+        Date::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// [`text_date`] for optional dates (`null` when absent).
+mod opt_text_date {
+    use super::{Date, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.collect_str(d),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+        Option::<String>::deserialize(d)?.map(|t| Date::parse(&t).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+/// OpenAPI schemas of the value types that answers carry.
+mod schemas {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+    use utoipa::openapi::RefOr;
+
+    use super::{Date, EntityId, Pct};
+
+    fn string(description: &str, format: Option<KnownFormat>) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(format.map(SchemaFormat::KnownFormat))
+            .description(Some(description))
+            .into()
+    }
+
+    impl utoipa::PartialSchema for EntityId {
+        fn schema() -> RefOr<Schema> {
+            string("a slug: ^[a-z0-9][a-z0-9._-]{0,63}$", None)
+        }
+    }
+    impl utoipa::ToSchema for EntityId {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("EntityId")
+        }
+    }
+
+    impl utoipa::PartialSchema for Date {
+        fn schema() -> RefOr<Schema> {
+            string("a date, YYYY-MM-DD", Some(KnownFormat::Date))
+        }
+    }
+    impl utoipa::ToSchema for Date {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("Date")
+        }
+    }
+
+    impl utoipa::PartialSchema for Pct {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .description(Some("a percentage with at most 4 decimals"))
+                .into()
+        }
+    }
+    impl utoipa::ToSchema for Pct {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("Pct")
+        }
     }
 }
 
 /// `ownership COMPANY`: the cap table as of a date.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ownership {
     /// The company.
     pub company: EntityId,
     /// Its name as of the date.
     pub name: String,
     /// The valid-time date asked for.
-    #[serde(serialize_with = "date")]
+    #[serde(with = "text_date")]
     pub as_of: Date,
     /// The transaction-time bound the answer saw.
     pub known_at_seq: u64,
@@ -57,19 +143,19 @@ pub struct Ownership {
 }
 
 /// One holder of a cap table.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HolderRow {
     /// The holder (company or person).
     pub holder: EntityId,
     /// The stake.
     pub stake_pct: Pct,
     /// Start of the current unbroken holding.
-    #[serde(serialize_with = "date")]
+    #[serde(with = "text_date")]
     pub since: Date,
 }
 
 /// One pending deal of a cap table.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PendingRow {
     /// The deal id.
     pub deal: EntityId,
@@ -78,17 +164,17 @@ pub struct PendingRow {
     /// The announced stake.
     pub stake_pct: Pct,
     /// The announcement date.
-    #[serde(serialize_with = "date")]
+    #[serde(with = "text_date")]
     pub announced: Date,
 }
 
 /// `holdings HOLDER`: what a company or person owns, directly and by look-through.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Holdings {
     /// The holder.
     pub holder: EntityId,
     /// The valid-time date asked for.
-    #[serde(serialize_with = "date")]
+    #[serde(with = "text_date")]
     pub as_of: Date,
     /// The transaction-time bound the answer saw.
     pub known_at_seq: u64,
@@ -99,19 +185,19 @@ pub struct Holdings {
 }
 
 /// One direct holding.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DirectRow {
     /// The company held.
     pub company: EntityId,
     /// The stake.
     pub stake_pct: Pct,
     /// Start of the current unbroken holding.
-    #[serde(serialize_with = "date")]
+    #[serde(with = "text_date")]
     pub since: Date,
 }
 
 /// One look-through holding: the sum over chains of the product of stakes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LookThroughRow {
     /// The company held.
     pub company: EntityId,
@@ -120,12 +206,12 @@ pub struct LookThroughRow {
 }
 
 /// `partnerships COMPANY`: the active partnerships.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PartnershipsAnswer {
     /// The company.
     pub company: EntityId,
     /// The valid-time date asked for.
-    #[serde(serialize_with = "date")]
+    #[serde(with = "text_date")]
     pub as_of: Date,
     /// The transaction-time bound the answer saw.
     pub known_at_seq: u64,
@@ -134,27 +220,27 @@ pub struct PartnershipsAnswer {
 }
 
 /// One active partnership.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PartnerRow {
     /// The other company.
     pub partner: EntityId,
     /// What it covers.
     pub scope: Option<String>,
     /// The `partnership_formed` date (null when first known from a continuation).
-    #[serde(serialize_with = "opt_date")]
+    #[serde(with = "opt_text_date")]
     pub since: Option<Date>,
     /// The latest continuation of the current period (or null).
-    #[serde(serialize_with = "opt_date")]
+    #[serde(with = "opt_text_date")]
     pub last_affirmed: Option<Date>,
 }
 
 /// `executives COMPANY`: who holds which role.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Executives {
     /// The company.
     pub company: EntityId,
     /// The valid-time date asked for.
-    #[serde(serialize_with = "date")]
+    #[serde(with = "text_date")]
     pub as_of: Date,
     /// The transaction-time bound the answer saw.
     pub known_at_seq: u64,
@@ -163,7 +249,7 @@ pub struct Executives {
 }
 
 /// One role held at a company.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutiveRow {
     /// The person.
     pub person: EntityId,
@@ -174,19 +260,19 @@ pub struct ExecutiveRow {
     /// Whether on an interim basis.
     pub interim: bool,
     /// Since when.
-    #[serde(serialize_with = "date")]
+    #[serde(with = "text_date")]
     pub since: Date,
 }
 
 /// `career PERSON`: roles held now and before.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Career {
     /// The person.
     pub person: EntityId,
     /// Their name.
     pub name: String,
     /// The valid-time date asked for.
-    #[serde(serialize_with = "date")]
+    #[serde(with = "text_date")]
     pub as_of: Date,
     /// The transaction-time bound the answer saw.
     pub known_at_seq: u64,
@@ -197,7 +283,7 @@ pub struct Career {
 }
 
 /// A role held now.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CurrentRole {
     /// The company.
     pub company: EntityId,
@@ -206,22 +292,22 @@ pub struct CurrentRole {
     /// Whether on an interim basis.
     pub interim: bool,
     /// Since when.
-    #[serde(serialize_with = "date")]
+    #[serde(with = "text_date")]
     pub since: Date,
 }
 
 /// A role that ended.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PastRoleRow {
     /// The company.
     pub company: EntityId,
     /// The role.
     pub role: String,
     /// When it started.
-    #[serde(serialize_with = "date")]
+    #[serde(with = "text_date")]
     pub from: Date,
     /// When it ended.
-    #[serde(serialize_with = "date")]
+    #[serde(with = "text_date")]
     pub to: Date,
 }
 
@@ -257,7 +343,7 @@ pub struct HistoryLine {
     /// The event's seq.
     pub seq: u64,
     /// Its effective date.
-    #[serde(serialize_with = "date")]
+    #[serde(with = "text_date")]
     pub effective: Date,
     /// Its type.
     #[serde(rename = "type")]

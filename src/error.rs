@@ -62,6 +62,15 @@ pub enum Error {
         /// What was wrong, naming the event and the rule.
         message: String,
     },
+    /// An append said which last seq it builds on, and the ledger's last seq
+    /// is another: read the new events and decide again.
+    #[error("expected last seq {expected}, but the ledger's last seq is {actual}")]
+    SeqConflict {
+        /// The last seq the caller expected.
+        expected: u64,
+        /// The ledger's actual last seq.
+        actual: u64,
+    },
     /// A query named an id the ledger does not know (as known at the query's seq).
     #[error("unknown {expected} `{id}`")]
     UnknownEntity {
@@ -102,6 +111,14 @@ pub enum Error {
     /// Another process holds the ledger open.
     #[error("the ledger at {} is in use by another process (sled allows one process at a time)", .0.display())]
     Locked(PathBuf),
+    /// A running `dealledger serve` holds the ledger: go through it.
+    #[error("the ledger at {} is held by a running `dealledger serve` at {url}: use --server {url} (or DEALLEDGER_SERVER)", .path.display())]
+    Served {
+        /// The ledger directory.
+        path: PathBuf,
+        /// The server's base URL, from its `server.url` file.
+        url: String,
+    },
     /// A stored record is damaged or the hash chain is broken at `seq`.
     /// Records before `seq` are intact: export them and import into a new ledger.
     #[error("corrupt ledger at seq {seq}: {detail}")]

@@ -80,12 +80,25 @@ impl At {
 }
 
 /// What an append stored (or found already stored) for one submitted event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Appended {
     /// The event's seq.
     pub seq: u64,
     /// The event's id.
     pub id: Uuid,
+}
+
+/// What one append did as a whole: each submitted event's seq and id, and
+/// the ledger's last seq before and after it. Events with a seq above
+/// `previous_seq` are new; the others were already stored (idempotent retries).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    /// One entry per submitted event, in input order.
+    pub appended: Vec<Appended>,
+    /// The last seq before the append.
+    pub previous_seq: u64,
+    /// The last seq after it.
+    pub last_seq: u64,
 }
 
 /// The phases of an append, for progress displays.
@@ -307,9 +320,40 @@ impl Ledger {
     /// # Errors
     /// As [`Ledger::append_text`].
     pub fn append_parsed(&self, items: Vec<(Origin, Draft)>, observe: &dyn Fn(Phase)) -> Result<Vec<Appended>> {
+        Ok(self.append_checked(items, None, observe)?.appended)
+    }
+
+    /// Appends the output of [`parse_input`] only if the ledger's last seq is
+    /// `expected_last_seq` (when given), checked under the writer lock, so two
+    /// writers cannot both build on the same head (optimistic concurrency).
+    ///
+    /// # Errors
+    /// [`Error::SeqConflict`] when the last seq differs; otherwise as
+    /// [`Ledger::append_text`].
+    ///
+    /// # Example
+    /// ```
+    /// # fn main() -> Result<(), dealledger::Error> {
+    /// let dir = tempfile::tempdir()?;
+    /// let ledger = dealledger::Ledger::open_or_create(dir.path().join("db"))?;
+    /// let items = dealledger::parse_input(r#"{"type":"company_registered","effective":"2016-06-01","company":"scale-ai","name":"Scale AI"}"#)?;
+    /// let receipt = ledger.append_checked(items.clone(), Some(0), &|_| {})?;
+    /// assert_eq!((receipt.previous_seq, receipt.last_seq), (0, 1));
+    /// assert!(matches!(ledger.append_checked(items, Some(0), &|_| {}), Err(dealledger::Error::SeqConflict { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub fn append_checked(
+        &self,
+        items: Vec<(Origin, Draft)>,
+        expected_last_seq: Option<u64>,
+        observe: &dyn Fn(Phase),
+    ) -> Result<Receipt> {
         let _guard = self.lock();
         let last = self.store.last_record()?;
         let head = last.as_ref().map_or(0, |r| r.seq);
+        if let Some(expected) = expected_last_seq.filter(|e| *e != head) {
+            return Err(Error::SeqConflict { expected, actual: head });
+        }
         if self.store.indexed()? < head {
             // An earlier append was stored but its indexing failed: index it
             // before validating anything against the index.
@@ -352,7 +396,7 @@ impl Ledger {
         }
         drop(canonical);
         self.commit(&records, &origins, observe)?;
-        Ok(answers)
+        Ok(Receipt { appended: answers, previous_seq: head, last_seq: head + records.len() as u64 })
     }
 
     /// Rule 8: an id already stored (or earlier in the batch) is a no-op retry
@@ -507,6 +551,16 @@ impl Ledger {
         serde_json::to_string(&self.answer_typed(kind, &id, at)?).map_err(|e| Error::BadArgument(e.to_string()))
     }
 
+    /// One line of a `query` batch as `dealledger query` and `POST /query`
+    /// write it: the answer, or `{"error": "…"}` when the query failed, so
+    /// that one bad line never stops the batch; `None` for a blank line.
+    pub fn batch_line(&self, line: &str) -> Option<String> {
+        if line.trim().is_empty() {
+            return None;
+        }
+        Some(self.answer_line(line).unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}).to_string()))
+    }
+
     /// The history of one company or person: the events naming it in fold
     /// order (as known at `known_at`), each with the state after that day,
     /// bounded by effective dates `from..=to`. See [`Ledger::replay`] for the
@@ -584,26 +638,55 @@ impl Ledger {
     /// # Errors
     /// Storage errors and [`Error::Corrupt`].
     pub fn log(&self, entity: Option<&str>, mut f: impl FnMut(Map<String, Value>) -> Result<()>) -> Result<()> {
+        self.log_after(0, entity, |obj| f(obj).map(|()| true))
+    }
+
+    /// Up to `limit` stored events with a seq above `after`, as `log` objects,
+    /// oldest first; with `entity`, only the events naming it. A page of the
+    /// log for callers that read it in parts (the HTTP API, subscriptions).
+    ///
+    /// # Errors
+    /// As [`Ledger::log`].
+    pub fn log_page(&self, after: u64, limit: usize, entity: Option<&str>) -> Result<Vec<Map<String, Value>>> {
+        let mut page = Vec::new();
+        if limit > 0 {
+            self.log_after(after, entity, |obj| {
+                page.push(obj);
+                Ok(page.len() < limit)
+            })?;
+        }
+        Ok(page)
+    }
+
+    /// Calls `f` with each visible event above `after` (naming `entity`, if
+    /// given) until it returns `false`.
+    fn log_after(
+        &self,
+        after: u64,
+        entity: Option<&str>,
+        mut f: impl FnMut(Map<String, Value>) -> Result<bool>,
+    ) -> Result<()> {
         let head = self.last_seq();
-        let emit = |rec: &StoredEvent, f: &mut dyn FnMut(Map<String, Value>) -> Result<()>| {
+        let emit = |rec: &StoredEvent, f: &mut dyn FnMut(Map<String, Value>) -> Result<bool>| {
             f(json::log_object(rec, self.store.retracted_by(rec.seq)?.filter(|by| *by <= head)))
         };
         match entity {
             None => {
-                for rec in self.store.records_from(0) {
+                for rec in self.store.records_from(after) {
                     let rec = rec?;
-                    if rec.seq > head {
+                    if rec.seq > head || !emit(&rec, &mut f)? {
                         break;
                     }
-                    emit(&rec, &mut f)?;
                 }
             }
             Some(id) => {
-                let slug = EntityId::parse(id).map_err(|e| Error::BadArgument(format!("--entity: {e}")))?;
+                let slug = EntityId::parse(id).map_err(|e| Error::BadArgument(format!("entity: {e}")))?;
                 let mut seqs: Vec<u64> = self.store.timeline(Ns::Entity, &slug)?.iter().map(|f| f.seq).collect();
                 seqs.sort_unstable();
-                for seq in seqs.into_iter().filter(|s| *s <= head) {
-                    emit(&self.store.get(seq)?, &mut f)?;
+                for seq in seqs.into_iter().filter(|s| *s > after && *s <= head) {
+                    if !emit(&self.store.get(seq)?, &mut f)? {
+                        break;
+                    }
                 }
             }
         }

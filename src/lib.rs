@@ -39,6 +39,7 @@ mod par;
 mod projection;
 mod query;
 mod replay;
+pub mod server;
 mod store;
 pub mod testkit;
 mod timeline;
@@ -52,7 +53,7 @@ pub use codec::{
 pub use error::{Error, Result, Rule};
 pub use event::{Draft, Event, Kind, StoredEvent};
 pub use json::{export_line, input_fields, MAX_TEXT};
-pub use ledger::{parse_input, Appended, At, KnownAt, Ledger, Options, Phase, QueryKind};
+pub use ledger::{parse_input, Appended, At, KnownAt, Ledger, Options, Phase, QueryKind, Receipt};
 pub use query::LOOK_THROUGH_LIMIT;
 pub use replay::{FoldOrder, History};
 pub use validate::Origin;

@@ -444,6 +444,19 @@ fn insert_in_batches(tree: &sled::Tree, pairs: impl IntoIterator<Item = (Vec<u8>
 /// Opens sled, waiting up to a second for a lock held by a `Db` of this
 /// process that was just dropped: sled 0.34 releases the file lock from a
 /// background thread, after the drop returns.
+/// The file in which a running server leaves its base URL, so that a second
+/// process that finds the ledger locked can say where to go instead.
+pub const SERVER_URL_FILE: &str = "server.url";
+
+/// The error for a ledger another process holds: [`Error::Served`] when a
+/// server left its URL, else [`Error::Locked`].
+fn locked(ledger: &Path) -> Error {
+    match std::fs::read_to_string(ledger.join(SERVER_URL_FILE)) {
+        Ok(url) if !url.trim().is_empty() => Error::Served { path: ledger.to_path_buf(), url: url.trim().to_owned() },
+        _ => Error::Locked(ledger.to_path_buf()),
+    }
+}
+
 fn open_sled(ledger: &Path, path: &Path, flush_every_ms: Option<u64>, cache_bytes: u64) -> Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
@@ -453,7 +466,7 @@ fn open_sled(ledger: &Path, path: &Path, flush_every_ms: Option<u64>, cache_byte
                 if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
             {
                 if std::time::Instant::now() >= deadline {
-                    return Err(Error::Locked(ledger.to_path_buf()));
+                    return Err(locked(ledger));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }

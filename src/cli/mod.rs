@@ -5,6 +5,7 @@
 //! pipe is not an error. This module must never hold domain logic: every
 //! answer comes from [`dealledger::Ledger`].
 
+mod remote;
 mod table;
 
 use std::fs::File;
@@ -14,7 +15,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use dealledger::{At, Date, KnownAt, Ledger, Phase, QueryKind};
+use dealledger::answer::Answer;
+use dealledger::{Appended, At, Date, KnownAt, Ledger, Phase, QueryKind};
+use remote::{encode, Remote};
 
 /// dealledger: an append-only, tamper-evident, bitemporal ledger of corporate deals.
 #[derive(Parser, Debug)]
@@ -23,6 +26,13 @@ struct Cli {
     /// The ledger directory (else $DEALLEDGER_DB, else ./dealledger.db).
     #[arg(long, global = true, env = "DEALLEDGER_DB", default_value = "dealledger.db")]
     db: PathBuf,
+    /// Go through the running `dealledger serve` at this URL (append, log, query, verify and the five queries).
+    #[arg(long, global = true, env = "DEALLEDGER_SERVER")]
+    server: Option<String>,
+    /// A file holding the bearer token: `serve` requires it on every POST, `--server` sends it
+    /// (else $DEALLEDGER_TOKEN).
+    #[arg(long, global = true)]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -90,6 +100,15 @@ enum Command {
     },
     /// Drop and rebuild every derived index from the log.
     Reindex,
+    /// Serve the HTTP API (contract §7) until SIGINT or SIGTERM.
+    Serve {
+        /// The address to listen on (loopback by default; port 0 picks a free port).
+        #[arg(long, default_value = dealledger::server::DEFAULT_ADDR)]
+        addr: std::net::SocketAddr,
+        /// The largest request body accepted, in bytes (larger ones get 413).
+        #[arg(long, default_value_t = dealledger::server::DEFAULT_BODY_LIMIT)]
+        body_limit: usize,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -100,8 +119,8 @@ struct QueryArgs {
     #[arg(long, value_parser = parse_date)]
     as_of: Option<Date>,
     /// What the ledger knew: a seq number or an RFC 3339 timestamp (default: everything).
-    #[arg(long, value_parser = parse_known_at)]
-    known_at: Option<KnownAt>,
+    #[arg(long, value_parser = parse_known_at_arg)]
+    known_at: Option<KnownAtArg>,
     /// JSON output.
     #[arg(long)]
     json: bool,
@@ -109,12 +128,24 @@ struct QueryArgs {
 
 impl QueryArgs {
     fn at(&self) -> At {
-        At { as_of: self.as_of.unwrap_or_else(Date::today), known_at: self.known_at.unwrap_or_default() }
+        let known_at = self.known_at.as_ref().map_or(KnownAt::Latest, |k| k.value);
+        At { as_of: self.as_of.unwrap_or_else(Date::today), known_at }
     }
 }
 
 fn parse_date(text: &str) -> Result<Date, String> {
     Date::parse(text)
+}
+
+/// A `--known-at` of a query, with its text (sent as is through `--server`).
+#[derive(Clone, Debug)]
+struct KnownAtArg {
+    text: String,
+    value: KnownAt,
+}
+
+fn parse_known_at_arg(text: &str) -> Result<KnownAtArg, String> {
+    Ok(KnownAtArg { text: text.to_owned(), value: parse_known_at(text)? })
 }
 
 fn parse_known_at(text: &str) -> Result<KnownAt, String> {
@@ -144,70 +175,200 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 fn run(cli: Cli) -> Result<()> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    match cli.command {
-        Command::Append { file, json } => append(&cli.db, file.as_deref(), json, &mut out)?,
-        Command::Ownership(args) => one_query(&cli.db, QueryKind::Ownership, &args, &mut out)?,
-        Command::Holdings(args) => one_query(&cli.db, QueryKind::Holdings, &args, &mut out)?,
-        Command::Partnerships(args) => one_query(&cli.db, QueryKind::Partnerships, &args, &mut out)?,
-        Command::Executives(args) => one_query(&cli.db, QueryKind::Executives, &args, &mut out)?,
-        Command::Career(args) => one_query(&cli.db, QueryKind::Career, &args, &mut out)?,
+    let token = token(cli.token_file.as_deref())?;
+    if let Some(url) = &cli.server {
+        let remote = Remote::new(url, token)?;
+        run_remote(&remote, cli.command, &mut out)?;
+    } else {
+        run_local(&cli.db, cli.command, token, &mut out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The bearer token: the file's content (trimmed), else $DEALLEDGER_TOKEN.
+fn token(file: Option<&Path>) -> Result<Option<String>> {
+    let token = match file {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the token file {}", path.display()))?
+        }
+        None => match std::env::var("DEALLEDGER_TOKEN") {
+            Ok(token) => token,
+            Err(_) => return Ok(None),
+        },
+    };
+    let token = token.trim().to_owned();
+    if token.is_empty() {
+        return Err(anyhow::anyhow!("the bearer token is empty"));
+    }
+    Ok(Some(token))
+}
+
+fn run_local(db: &Path, command: Command, token: Option<String>, out: &mut dyn Write) -> Result<()> {
+    match command {
+        Command::Append { file, json } => append(db, file.as_deref(), json, out)?,
+        Command::Ownership(args) => one_query(db, QueryKind::Ownership, &args, out)?,
+        Command::Holdings(args) => one_query(db, QueryKind::Holdings, &args, out)?,
+        Command::Partnerships(args) => one_query(db, QueryKind::Partnerships, &args, out)?,
+        Command::Executives(args) => one_query(db, QueryKind::Executives, &args, out)?,
+        Command::Career(args) => one_query(db, QueryKind::Career, &args, out)?,
         Command::History { id, from, to, known_at, json } => {
-            let ledger = Ledger::open(&cli.db)?;
+            let ledger = Ledger::open(db)?;
             let lines = ledger.history(&id, known_at.unwrap_or_default(), from, to)?;
             if json {
                 for line in &lines {
                     writeln!(out, "{}", serde_json::to_string(line)?)?;
                 }
             } else {
-                table::history(&mut out, &id, &lines)?;
+                table::history(out, &id, &lines)?;
             }
         }
         Command::Log { entity } => {
-            let ledger = Ledger::open(&cli.db)?;
-            ledger.log(entity.as_deref(), |obj| {
+            Ledger::open(db)?.log(entity.as_deref(), |obj| {
                 writeln!(out, "{}", serde_json::Value::Object(obj))?;
                 Ok(())
             })?;
         }
-        Command::Verify { json } => {
-            let verified = Ledger::open(&cli.db)?.verify()?;
-            if json {
-                let v = serde_json::json!({"ok": true, "last_seq": verified.last_seq, "hash": verified.hash});
-                writeln!(out, "{v}")?;
-            } else {
-                writeln!(out, "ok: {} events, hash chain intact", verified.last_seq)?;
-                writeln!(out, "head seq {} hash {}", verified.last_seq, verified.hash)?;
-            }
-        }
+        Command::Verify { json } => print_verified(out, &Ledger::open(db)?.verify()?.into(), json)?,
         Command::Export => {
-            Ledger::open(&cli.db)?.export(&mut out)?;
+            Ledger::open(db)?.export(out)?;
         }
         Command::Import { file } => {
             let mut input = open_input(Some(&file))?;
-            let ledger = Ledger::open_with(&cli.db, &bulk_options())?;
+            let ledger = Ledger::open_with(db, &bulk_options())?;
             let count = ledger.import(&mut input)?;
             eprintln!("imported {count} events; head seq {}", ledger.last_seq());
         }
         Command::Query { file } => {
-            let ledger = Ledger::open(&cli.db)?;
+            let ledger = Ledger::open(db)?;
             for line in open_input(file.as_deref())?.lines() {
-                let line = line?;
-                if line.trim().is_empty() {
-                    continue;
+                if let Some(answer) = ledger.batch_line(&line?) {
+                    writeln!(out, "{answer}")?;
                 }
-                let answer = ledger
-                    .answer_line(&line)
-                    .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}).to_string());
-                writeln!(out, "{answer}")?;
             }
         }
         Command::Reindex => {
-            let seq = Ledger::open(&cli.db)?.reindex()?;
+            let seq = Ledger::open(db)?.reindex()?;
             writeln!(out, "reindexed {seq} events")?;
         }
+        Command::Serve { addr, body_limit } => serve(db, addr, dealledger::server::Config { token, body_limit })?,
     }
-    out.flush()?;
     Ok(())
+}
+
+fn run_remote(remote: &Remote, command: Command, out: &mut dyn Write) -> Result<()> {
+    match command {
+        Command::Append { file, json } => {
+            let mut text = String::new();
+            open_input(file.as_deref())?.read_to_string(&mut text).context("cannot read the input as UTF-8 text")?;
+            let reply = remote.post("/events", "application/x-ndjson", &text)?;
+            let body: AppendedBody = serde_json::from_str(&reply.body).context("reading the server's answer")?;
+            let before = reply.previous_seq.unwrap_or(0);
+            print_appended(out, &body.appended, before, body.last_seq, json)?;
+        }
+        Command::Ownership(args) => remote_query(remote, QueryKind::Ownership, &args, out)?,
+        Command::Holdings(args) => remote_query(remote, QueryKind::Holdings, &args, out)?,
+        Command::Partnerships(args) => remote_query(remote, QueryKind::Partnerships, &args, out)?,
+        Command::Executives(args) => remote_query(remote, QueryKind::Executives, &args, out)?,
+        Command::Career(args) => remote_query(remote, QueryKind::Career, &args, out)?,
+        Command::Log { entity } => {
+            let filter = entity.map(|e| format!("&entity={}", encode(&e))).unwrap_or_default();
+            let mut after = 0;
+            loop {
+                let reply = remote.get(&format!("/events?after={after}{filter}"))?;
+                let page: LogBody = serde_json::from_str(&reply.body).context("reading the server's answer")?;
+                let Some(last) = page.events.last().and_then(|e| e.get("seq")).and_then(serde_json::Value::as_u64)
+                else {
+                    break;
+                };
+                for event in page.events {
+                    writeln!(out, "{event}")?;
+                }
+                after = last;
+            }
+        }
+        Command::Query { file } => {
+            let mut text = String::new();
+            open_input(file.as_deref())?.read_to_string(&mut text).context("cannot read the queries as UTF-8 text")?;
+            out.write_all(remote.post("/query", "application/x-ndjson", &text)?.body.as_bytes())?;
+        }
+        Command::Verify { json } => {
+            let verified: Verified = serde_json::from_str(&remote.get("/verify")?.body)?;
+            print_verified(out, &verified, json)?;
+        }
+        other => {
+            let name = format!("{other:?}");
+            let name = name.split([' ', '{', '(']).next().unwrap_or("this command").to_lowercase();
+            return Err(anyhow::anyhow!(
+                "`{name}` does not go through --server (only append, log, query, verify and the five queries do): \
+                 run it on the ledger's machine without --server, with the server stopped"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The answer of `POST /events`, as the client reads it.
+#[derive(serde::Deserialize)]
+struct AppendedBody {
+    appended: Vec<Appended>,
+    last_seq: u64,
+}
+
+/// The answer of `GET /events`, as the client reads it.
+#[derive(serde::Deserialize)]
+struct LogBody {
+    events: Vec<serde_json::Value>,
+}
+
+/// The answer of `verify`, as printed with `--json` and by `GET /verify`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Verified {
+    ok: bool,
+    last_seq: u64,
+    hash: String,
+}
+
+impl From<dealledger::answer::Verified> for Verified {
+    fn from(v: dealledger::answer::Verified) -> Self {
+        Self { ok: true, last_seq: v.last_seq, hash: v.hash }
+    }
+}
+
+fn print_verified(out: &mut dyn Write, verified: &Verified, json: bool) -> Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(verified)?)?;
+    } else {
+        writeln!(out, "ok: {} events, hash chain intact", verified.last_seq)?;
+        writeln!(out, "head seq {} hash {}", verified.last_seq, verified.hash)?;
+    }
+    Ok(())
+}
+
+/// Serves the ledger over HTTP until SIGINT or SIGTERM.
+fn serve(db: &Path, addr: std::net::SocketAddr, config: dealledger::server::Config) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let ledger =
+        std::sync::Arc::new(Ledger::open_with(db, &dealledger::Options { create: true, ..Default::default() })?);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        // The first line of stdout names the address (useful with port 0).
+        println!("listening on http://{local}");
+        io::stdout().flush()?;
+        tracing::info!(ledger = %db.display(), %local, auth = config.token.is_some(), "serving");
+        let verified = dealledger::server::serve(ledger, listener, &config, dealledger::server::stop_signal()).await?;
+        eprintln!("stopped; ledger verified: head seq {} hash {}", verified.last_seq, verified.hash);
+        Ok(())
+    })
 }
 
 /// Opens FILE, or stdin for `None` / `-`.
@@ -250,20 +411,24 @@ fn append(db: &Path, file: Option<&Path>, json: bool, out: &mut dyn Write) -> Re
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let appended = appended?;
+    print_appended(out, &appended?, before, ledger.last_seq(), json)
+}
+
+/// The output of `append`: one JSON line per event, or a summary that tells
+/// new events (seq above `before`) from retries of stored ones.
+fn print_appended(out: &mut dyn Write, appended: &[Appended], before: u64, head: u64, json: bool) -> Result<()> {
     if json {
-        for a in &appended {
+        for a in appended {
             writeln!(out, "{}", serde_json::json!({"seq": a.seq, "id": a.id}))?;
         }
-    } else {
-        let head = ledger.last_seq();
-        let new = appended.iter().filter(|a| a.seq > before).count();
-        let retried = appended.len() - new;
-        let again = if retried > 0 { format!(", {retried} already stored") } else { String::new() };
-        match new {
-            0 => writeln!(out, "appended nothing new{again}; head seq {head}")?,
-            _ => writeln!(out, "appended {new} events (seq {}..{head}){again}; head seq {head}", before + 1)?,
-        }
+        return Ok(());
+    }
+    let new = appended.iter().filter(|a| a.seq > before).count();
+    let retried = appended.len() - new;
+    let again = if retried > 0 { format!(", {retried} already stored") } else { String::new() };
+    match new {
+        0 => writeln!(out, "appended nothing new{again}; head seq {head}")?,
+        _ => writeln!(out, "appended {new} events (seq {}..{head}){again}; head seq {head}", before + 1)?,
     }
     Ok(())
 }
@@ -288,18 +453,46 @@ fn progress_bar(input_len: usize) -> Option<indicatif::ProgressBar> {
 }
 
 fn one_query(db: &Path, kind: QueryKind, args: &QueryArgs, out: &mut dyn Write) -> Result<()> {
-    let ledger = Ledger::open(db)?;
-    let at = args.at();
-    if args.json {
-        let answer = ledger.answer(kind, &args.id, at)?;
-        writeln!(out, "{answer}")?;
+    let answer = Ledger::open(db)?.answer_typed(kind, &args.id, args.at())?;
+    print_answer(out, &answer, args.json)
+}
+
+/// One of the five queries through `GET /…/{id}/…?as_of=…&known_at=…`.
+fn remote_query(remote: &Remote, kind: QueryKind, args: &QueryArgs, out: &mut dyn Write) -> Result<()> {
+    let route = match kind {
+        QueryKind::Ownership => "companies/{}/ownership",
+        QueryKind::Holdings => "holders/{}/holdings",
+        QueryKind::Partnerships => "companies/{}/partnerships",
+        QueryKind::Executives => "companies/{}/executives",
+        QueryKind::Career => "people/{}/career",
+    };
+    let mut path = format!("/{}?as_of={}", route.replace("{}", &encode(&args.id)), args.at().as_of);
+    if let Some(known_at) = &args.known_at {
+        path.push_str(&format!("&known_at={}", encode(&known_at.text)));
+    }
+    let body = remote.get(&path)?.body;
+    let parse = || -> serde_json::Result<Answer> {
+        Ok(match kind {
+            QueryKind::Ownership => Answer::Ownership(serde_json::from_str(&body)?),
+            QueryKind::Holdings => Answer::Holdings(serde_json::from_str(&body)?),
+            QueryKind::Partnerships => Answer::Partnerships(serde_json::from_str(&body)?),
+            QueryKind::Executives => Answer::Executives(serde_json::from_str(&body)?),
+            QueryKind::Career => Answer::Career(serde_json::from_str(&body)?),
+        })
+    };
+    print_answer(out, &parse().context("reading the server's answer")?, args.json)
+}
+
+fn print_answer(out: &mut dyn Write, answer: &Answer, json: bool) -> Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(answer)?)?;
         return Ok(());
     }
-    match kind {
-        QueryKind::Ownership => table::ownership(out, &ledger.ownership(&args.id, at)?),
-        QueryKind::Holdings => table::holdings(out, &ledger.holdings(&args.id, at)?),
-        QueryKind::Partnerships => table::partnerships(out, &ledger.partnerships(&args.id, at)?),
-        QueryKind::Executives => table::executives(out, &ledger.executives(&args.id, at)?),
-        QueryKind::Career => table::career(out, &ledger.career(&args.id, at)?),
+    match answer {
+        Answer::Ownership(a) => table::ownership(out, a),
+        Answer::Holdings(a) => table::holdings(out, a),
+        Answer::Partnerships(a) => table::partnerships(out, a),
+        Answer::Executives(a) => table::executives(out, a),
+        Answer::Career(a) => table::career(out, a),
     }
 }
