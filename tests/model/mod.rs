@@ -19,6 +19,7 @@
 #![allow(dead_code)]
 
 mod rules;
+#[allow(unused_imports)] // used by model_based.rs, not by differential.rs
 pub use rules::{parse_pct, Verdict};
 
 use serde_json::{json, Value};

@@ -52,8 +52,11 @@ enum F {
     To,
 }
 
+/// Fields and how each must look.
+type Fields = Vec<(&'static str, F)>;
+
 /// (required, optional) fields of each type, besides `type`, `id`, `source`, `note`.
-fn schema(kind: &str) -> Option<(Vec<(&'static str, F)>, Vec<(&'static str, F)>)> {
+fn schema(kind: &str) -> Option<(Fields, Fields)> {
     use F::*;
     let eff = ("effective", Date);
     Some(match kind {
@@ -303,8 +306,8 @@ fn breaches(all: &[Stored]) -> BTreeSet<&'static str> {
 
 /// The entities an event names, with the kind each must be (None: either).
 fn named(op: &Op) -> Vec<(&str, Option<Kind>)> {
-    fn co(s: &String) -> (&str, Option<Kind>) {
-        (s.as_str(), Some(Kind::Company))
+    fn co(s: &str) -> (&str, Option<Kind>) {
+        (s, Some(Kind::Company))
     }
     fn any(s: &Option<String>) -> Option<(&str, Option<Kind>)> {
         s.as_deref().map(|s| (s, None))
