@@ -131,6 +131,19 @@ pub enum Error {
     /// An import file is not a valid export, or the ledger is not empty.
     #[error("import: {0}")]
     Import(String),
+    /// The ledger's files could not be opened, read or written: missing
+    /// permissions, a full disk, an I/O error. `action` says what failed
+    /// (`cannot open`, `cannot write to`, …); a failed append stored nothing
+    /// unless `cause` says otherwise.
+    #[error("{action} the ledger at {}: {cause}", .path.display())]
+    Disk {
+        /// The ledger directory.
+        path: PathBuf,
+        /// What could not be done (`cannot open`, `cannot write to`, `cannot append to`, `cannot index`).
+        action: &'static str,
+        /// Why, in the operating system's words, and what became of the data.
+        cause: String,
+    },
     /// The storage engine failed.
     #[error("storage: {0}")]
     Storage(#[from] sled::Error),
@@ -141,3 +154,12 @@ pub enum Error {
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The operating system's words for a storage failure (without sled's
+/// `IO error:` prefix when it is one).
+pub(crate) fn cause_of(err: &sled::Error) -> String {
+    match err {
+        sled::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}

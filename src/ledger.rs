@@ -220,6 +220,7 @@ impl Ledger {
     fn catch_up(&self) -> Result<()> {
         let indexed = self.store.indexed()?;
         let (head, _) = self.store.head()?;
+        lost_records(head, indexed)?;
         if indexed < head {
             let mut indexer = Indexer::new(&self.store);
             for rec in self.store.records_from(indexed) {
@@ -241,6 +242,7 @@ impl Ledger {
         // Rebuilt from nothing, then written over the old values: readers of
         // this `Ledger` meanwhile read old or new values, which say the same.
         let (head, _) = self.store.head()?;
+        lost_records(head, self.store.indexed()?)?; // a rebuild would hide the loss
         let mut indexer = Indexer::fresh(&self.store);
         for rec in self.store.records_from(0) {
             indexer.add(&rec?)?;
@@ -278,8 +280,11 @@ impl Ledger {
     /// lines), a JSON array of objects, or JSON Lines. All or nothing.
     ///
     /// # Errors
-    /// [`Error::Refused`] naming the line and the rule (nothing stored), or a
-    /// storage error (nothing acknowledged).
+    /// [`Error::Refused`] naming the line and the rule (nothing stored);
+    /// [`Error::Disk`] when the log cannot be written (a full disk: nothing
+    /// stored; this `Ledger` then appends no more until reopened); other
+    /// storage errors (nothing acknowledged). Once the log is durable the
+    /// append is acknowledged, even if the derived index cannot be written.
     ///
     /// # Example
     /// ```
@@ -351,6 +356,7 @@ impl Ledger {
         let _guard = self.lock();
         let last = self.store.last_record()?;
         let head = last.as_ref().map_or(0, |r| r.seq);
+        lost_records(head, self.store.indexed()?)?;
         if let Some(expected) = expected_last_seq.filter(|e| *e != head) {
             return Err(Error::SeqConflict { expected, actual: head });
         }
@@ -441,9 +447,15 @@ impl Ledger {
         observe(Phase::Writing(records.len()));
         self.store.append_durably(records)?;
         observe(Phase::Indexing(records.len()));
-        staged.finish()?;
-        self.store.set_indexed(last)?;
-        self.visible.store(last, Ordering::Release);
+        // The append is durable from here on, so it is acknowledged whatever
+        // befalls the derived index (a full disk, say): an error now would
+        // invite a retry that stores events without ids twice. The index
+        // is then behind the log; readers keep seeing the previous state
+        // until it catches up, at the next append or open (which report the
+        // failure if it persists).
+        if staged.finish().and_then(|_| self.store.set_indexed(last)).is_ok() {
+            self.visible.store(last, Ordering::Release);
+        }
         Ok(())
     }
 
@@ -707,22 +719,41 @@ impl Ledger {
             }
         }
         chain.check(chunk)?;
+        lost_records(chain.expected - 1, self.store.indexed()?)?;
         Ok(Verified { last_seq: chain.expected - 1, hash: hex::encode(chain.prev) })
     }
 
-    /// Writes every record as one export line (JSON Lines), oldest first.
-    /// Stops with [`Error::Corrupt`] at the first damaged record, after
-    /// writing the intact prefix.
+    /// Writes every record as one export line (JSON Lines), oldest first,
+    /// re-checking the hash chain as it goes (as [`Ledger::verify`]), so that
+    /// an export always imports. Stops with [`Error::Corrupt`] at the first
+    /// bad seq (a record that does not decode, a missing seq, an altered
+    /// record or a broken chain), after writing the intact prefix: the
+    /// recovery path is to import that prefix into a new ledger.
     ///
     /// # Errors
     /// [`Error::Corrupt`], storage and write errors.
     pub fn export(&self, out: &mut dyn Write) -> Result<u64> {
         let mut count = 0;
+        let mut prev = [0u8; 32];
         for rec in self.store.records_from(0) {
-            writeln!(out, "{}", json::export_line(&rec?))?;
+            let rec = rec?;
+            let expected = count + 1;
+            let corrupt = |detail: String| Error::Corrupt { seq: expected, detail };
+            if rec.seq != expected {
+                return Err(corrupt(format!("missing from the log (next stored seq is {})", rec.seq)));
+            }
+            if rec.prev_hash != prev {
+                return Err(corrupt("prev_hash does not match the previous record's hash: the chain is broken".into()));
+            }
+            if chain_hash(&prev, &rec) != rec.hash {
+                return Err(corrupt("hash does not match the record's content: the record was altered".into()));
+            }
+            writeln!(out, "{}", json::export_line(&rec))?;
+            prev = rec.hash;
             count += 1;
         }
         out.flush()?;
+        lost_records(count, self.store.indexed()?)?;
         Ok(count)
     }
 
@@ -760,6 +791,23 @@ impl Ledger {
         self.commit(&records, &origins, &|_| {})?;
         Ok(records.len() as u64)
     }
+}
+
+/// The derived index is written only after the log is durable, so an index
+/// that has seen more records than the log holds means that the log lost
+/// records (its file was replaced, truncated or scrambled, and sled opened
+/// what was left): [`Error::Corrupt`] at the first missing seq.
+fn lost_records(log_head: u64, indexed: u64) -> Result<()> {
+    if indexed > log_head {
+        return Err(Error::Corrupt {
+            seq: log_head + 1,
+            detail: format!(
+                "missing from the log, which ends at seq {log_head} although seqs up to {indexed} were stored \
+                 (the log file was replaced, truncated or damaged)"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Records `verify` decodes and renders in parallel before checking them in order.

@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::codec;
-use crate::error::{Error, Result};
+use crate::error::{cause_of, Error, Result};
 use crate::event::{Hash, StoredEvent};
 use crate::json;
 use crate::timeline::Fact;
@@ -136,6 +136,14 @@ pub struct Store {
     retracted: sled::Tree,
     meta: sled::Tree,
     data_file: File,
+    /// Set when a durable write failed: what reached the disk is then
+    /// unknown (a failed fsync may have dropped pages), so this `Store`
+    /// appends no more; reopening reads what the disk holds.
+    failed_write: std::sync::atomic::AtomicBool,
+    /// The last seq readers may see: `u64::MAX`, or, after a failed write,
+    /// the head before it (sled may keep the unacknowledged blocks in memory
+    /// once its writes fail, so reads stop short of them).
+    readable: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -146,13 +154,18 @@ impl Store {
     /// when another process holds it, [`Error::Storage`] / [`Error::Io`] otherwise.
     pub fn open(path: &Path, create: bool, cache_bytes: u64) -> Result<Self> {
         let (log_dir, index_dir) = (path.join("log"), path.join("index"));
-        if !create && !log_dir.join("db").exists() {
+        let cannot_open = |cause: String| Error::Disk { path: path.to_path_buf(), action: "cannot open", cause };
+        // A path that cannot be searched is not a missing ledger: say why.
+        let exists = log_dir.join("db").try_exists().map_err(|e| cannot_open(access_hint(&e)))?;
+        if !create && !exists {
             return Err(Error::NoLedger(path.to_path_buf()));
         }
         let log_db = open_sled(path, &log_dir, Some(500), LOG_CACHE_BYTES)?;
         let index_db = open_sled(path, &index_dir, Some(INDEX_FLUSH_MS), cache_bytes)?;
-        let data_file = File::open(log_dir.join("db"))?;
+        let data_file = File::open(log_dir.join("db")).map_err(|e| cannot_open(access_hint(&e)))?;
         Ok(Self {
+            failed_write: std::sync::atomic::AtomicBool::new(false),
+            readable: std::sync::atomic::AtomicU64::new(u64::MAX),
             path: path.to_path_buf(),
             log: log_db.open_tree("log")?,
             ids: index_db.open_tree("ids")?,
@@ -183,6 +196,10 @@ impl Store {
     /// # Errors
     /// [`Error::Corrupt`] when it does not decode.
     pub fn last_record(&self) -> Result<Option<StoredEvent>> {
+        let cap = self.readable();
+        if cap != u64::MAX {
+            return if cap == 0 { Ok(None) } else { self.get(cap).map(Some) };
+        }
         let Some((key, block)) = self.log.last()? else { return Ok(None) };
         let first = block_first(&key)?;
         let records = codec::decode_block(&block).map_err(|e| Error::Corrupt { seq: first, detail: e.to_string() })?;
@@ -197,6 +214,9 @@ impl Store {
     /// [`Error::Corrupt`] when it is missing or does not decode.
     pub fn get(&self, seq: u64) -> Result<StoredEvent> {
         let missing = || Error::Corrupt { seq, detail: "record missing from the log".into() };
+        if seq > self.readable() {
+            return Err(missing());
+        }
         let (key, block) = self.log.range(..=seq_key(seq)).next_back().transpose()?.ok_or_else(missing)?;
         let first = block_first(&key)?;
         let (records, _) = codec::block_prefix(&block);
@@ -207,37 +227,46 @@ impl Store {
     /// Raw records from `after + 1` on, in seq order, undecoded: `(seq, bytes)`,
     /// or the damage found at a seq.
     pub fn raw_from(&self, after: u64) -> impl Iterator<Item = Result<(u64, Vec<u8>)>> + '_ {
+        let cap = self.readable();
         let from = after.saturating_add(1);
         let start = match self.log.range(..=seq_key(from)).next_back() {
             Some(Ok((key, _))) => seq_of_bytes(&key).unwrap_or(from),
             _ => from,
         };
-        self.log.range(seq_key(start)..).flat_map(move |item| {
-            let out: Vec<Result<(u64, Vec<u8>)>> = match item.map_err(Error::from).and_then(|(key, block)| {
-                let first = block_first(&key)?;
-                Ok((first, block))
-            }) {
-                Err(e) => vec![Err(e)],
-                Ok((first, block)) => {
-                    let (records, damage) = codec::block_prefix(&block);
-                    let intact = records.len() as u64;
-                    let mut out: Vec<Result<(u64, Vec<u8>)>> = records
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, r)| Ok((first + i as u64, r.to_vec())))
-                        .filter(|item| item.as_ref().is_ok_and(|(seq, _)| *seq >= from))
-                        .collect();
-                    if let Some(e) = damage {
-                        out.push(Err(Error::Corrupt {
-                            seq: first + intact,
-                            detail: format!("damaged log block: {e}"),
-                        }));
+        self.log
+            .range(seq_key(start)..)
+            .flat_map(move |item| {
+                let out: Vec<Result<(u64, Vec<u8>)>> = match item.map_err(Error::from).and_then(|(key, block)| {
+                    let first = block_first(&key)?;
+                    Ok((first, block))
+                }) {
+                    Err(e) => vec![Err(e)],
+                    Ok((first, block)) => {
+                        let (records, damage) = codec::block_prefix(&block);
+                        let intact = records.len() as u64;
+                        let mut out: Vec<Result<(u64, Vec<u8>)>> = records
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, r)| Ok((first + i as u64, r.to_vec())))
+                            .filter(|item| item.as_ref().is_ok_and(|(seq, _)| *seq >= from))
+                            .collect();
+                        if let Some(e) = damage {
+                            out.push(Err(Error::Corrupt {
+                                seq: first + intact,
+                                detail: format!("damaged log block: {e}"),
+                            }));
+                        }
+                        out
                     }
-                    out
-                }
-            };
-            out
-        })
+                };
+                out
+            })
+            .take_while(move |item| item.as_ref().map_or(true, |(seq, _)| *seq <= cap))
+    }
+
+    /// The last seq readers may see (`u64::MAX` unless a write failed).
+    fn readable(&self) -> u64 {
+        self.readable.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Decoded records from `after + 1` on, in seq order.
@@ -250,7 +279,17 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] / [`Error::Io`]: then nothing of the batch is acknowledged.
     pub fn append_durably(&self, records: &[StoredEvent]) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.failed_write.load(Ordering::Acquire) {
+            return Err(Error::Disk {
+                path: self.path.clone(),
+                action: "cannot append to",
+                cause: "an earlier write to it failed in this process; reopen the ledger to go on from what reached the disk"
+                    .into(),
+            });
+        }
         let encoded = crate::par::map(records, codec::encode);
+        let mut keys = Vec::new();
         let mut batch = sled::Batch::default();
         let mut start = 0;
         while start < records.len() {
@@ -260,14 +299,35 @@ impl Store {
                 bytes += encoded[end].len();
                 end += 1;
             }
+            keys.push(seq_key(records[start].seq));
             batch.insert(&seq_key(records[start].seq), codec::encode_block(&encoded[start..end]));
             start = end;
         }
         drop(encoded);
-        self.log.apply_batch(batch)?;
         // (one block or many, a sled batch is atomic: all of the append or none)
-        self.log_db.flush()?;
-        self.data_file.sync_data()?;
+        let written = self
+            .log
+            .apply_batch(batch)
+            .and_then(|()| self.log_db.flush().map(drop))
+            .map_err(|e| cause_of(&e))
+            .and_then(|()| self.data_file.sync_data().map_err(|e| e.to_string()));
+        if let Err(cause) = written {
+            // Take the unacknowledged blocks back out of sled's memory, so that
+            // nothing in this process reads them, and append no more here.
+            self.failed_write.store(true, Ordering::Release);
+            let before = records.first().map_or(0, |r| r.seq.saturating_sub(1));
+            self.readable.fetch_min(before, Ordering::AcqRel);
+            let mut undo = sled::Batch::default();
+            for key in keys {
+                undo.remove(&key);
+            }
+            let _ = self.log.apply_batch(undo); // best effort: the disk decides on reopen
+            return Err(Error::Disk {
+                path: self.path.clone(),
+                action: "cannot write to",
+                cause: format!("{cause}; nothing of this append was stored"),
+            });
+        }
         Ok(())
     }
 
@@ -470,8 +530,23 @@ fn open_sled(ledger: &Path, path: &Path, flush_every_ms: Option<u64>, cache_byte
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            Err(other) => return Err(Error::Storage(other)),
+            Err(other) => {
+                let cause = match &other {
+                    sled::Error::Io(io) => access_hint(io),
+                    other => format!("{} ({})", cause_of(other), path.display()),
+                };
+                return Err(Error::Disk { path: ledger.to_path_buf(), action: "cannot open", cause });
+            }
         }
+    }
+}
+
+/// The operating system's words, with what to do about a permission error.
+fn access_hint(err: &std::io::Error) -> String {
+    if err.kind() == std::io::ErrorKind::PermissionDenied {
+        format!("{err}: dealledger needs read and write access to the ledger directory and its files, even for queries")
+    } else {
+        err.to_string()
     }
 }
 

@@ -57,17 +57,22 @@ pub fn check<'a>(store: &'a Store, records: &[StoredEvent], origins: &[Origin]) 
     }
     let first_seq = records.first().map_or(0, |r| r.seq);
     let batch = Batch { records, origins, first_seq, store };
-    let mut worst: Option<(Origin, u64, Error)> = None;
+    // The error reported: the earliest line; for one line, a rule its own
+    // event breaks before what it would do to a stored, later event (a
+    // completion dated before its announcement breaks the deal rule: that it
+    // would also overfill a cap table later is a consequence, not the cause).
+    let mut worst: Option<((usize, bool, u64), Error)> = None;
     for (key, cause) in staged.touched().to_vec() {
         let Some((seq, found)) = first_breach(&key, &staged.live(&key)) else { continue };
         let cause = if seq < first_seq { culprit(&key, &staged.all(&key), first_seq).unwrap_or(cause) } else { cause };
         let (origin, err) = batch.refusal(seq, cause, found)?;
-        if worst.as_ref().is_none_or(|(o, s, _)| (origin.line, seq) < (o.line, *s)) {
-            worst = Some((origin, seq, err));
+        let rank = (origin.line, seq < first_seq, seq);
+        if worst.as_ref().is_none_or(|(r, _)| rank < *r) {
+            worst = Some((rank, err));
         }
     }
     match worst {
-        Some((_, _, err)) => Err(err),
+        Some((_, err)) => Err(err),
         None => Ok(staged),
     }
 }

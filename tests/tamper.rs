@@ -2,42 +2,13 @@
 //! a broken chain, undecodable bytes and a missing block, each named by its
 //! seq; and the recovery path (export of the intact prefix, import).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
-use dealledger::{decode_block, decode_record, encode_block, encode_record, Error, Event, Ledger, StoredEvent};
-
-const STORY: &str = include_str!("../examples/data/scale-ai.jsonl");
-
-fn ledger_with_story(dir: &Path) {
-    let ledger = Ledger::open_or_create(dir.join("db")).expect("open");
-    let (first, rest) = STORY.split_at(STORY.match_indices('\n').nth(5).map_or(0, |(i, _)| i + 1));
-    let (middle, last) = rest.split_at(rest.match_indices('\n').nth(5).map_or(0, |(i, _)| i + 1));
-    for part in [first, middle, last] {
-        ledger.append_text(part).expect("append");
-    }
-    assert_eq!(ledger.last_seq(), 18, "three appends, three log blocks: seqs 1-6, 7-12, 13-18");
-}
-
-/// Rewrites the record at `seq` with `change`, behind the ledger's back.
-fn tamper(dir: &Path, seq: u64, change: impl FnOnce(&mut Vec<u8>)) {
-    let db = sled::open(dir.join("db").join("log")).expect("sled");
-    let log = db.open_tree("log").expect("log tree");
-    let (key, block) = log.range(..=seq.to_be_bytes()).next_back().expect("a block").expect("read");
-    let first = u64::from_be_bytes(key.as_ref().try_into().expect("8-byte key"));
-    let mut records: Vec<Vec<u8>> = decode_block(&block).expect("intact block").iter().map(|r| r.to_vec()).collect();
-    change(&mut records[(seq - first) as usize]);
-    log.insert(key, encode_block(&records)).expect("write");
-    db.flush().expect("flush");
-}
-
-fn edit(dir: &Path, seq: u64, change: impl FnOnce(&mut StoredEvent)) {
-    tamper(dir, seq, |bytes| {
-        let mut rec = decode_record(bytes).expect("decodes");
-        change(&mut rec);
-        *bytes = encode_record(&rec);
-    });
-}
+use common::damage::{chain_hash as dealledger_hash, edit, ledger_with_story, tamper};
+use dealledger::{Error, Event, Ledger};
 
 fn verify(dir: &Path) -> (i32, String) {
     let out = Command::new(assert_cmd::cargo::cargo_bin("dealledger"))
@@ -73,16 +44,6 @@ fn a_broken_chain_is_named() {
     let (code, err) = verify(dir.path());
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("seq 9") && err.contains("chain is broken"), "{err}");
-}
-
-fn dealledger_hash(rec: &StoredEvent) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let line = dealledger::export_line(rec);
-    let canonical = &line[..line.rfind(",\"hash\"").expect("hash field")];
-    let mut h = Sha256::new();
-    h.update(rec.prev_hash);
-    h.update(format!("{canonical}}}").as_bytes());
-    h.finalize().into()
 }
 
 #[test]

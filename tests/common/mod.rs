@@ -8,6 +8,9 @@
 
 #![allow(dead_code)]
 
+pub mod damage;
+pub mod process;
+
 use assert_cmd::Command;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

@@ -12,10 +12,15 @@
 //! link ([`Frac`]), so sums and the final half-up rounding need no
 //! approximation.
 //!
-//! Input is assumed valid (the ledger accepted it); the model does not
-//! re-check the rules of §4.
+//! The queries assume valid input (the ledger accepted it); whether an
+//! append must be accepted at all is decided separately, from §4, by
+//! [`Model::verdict`] (`rules.rs`).
 
 #![allow(dead_code)]
+
+mod rules;
+#[allow(unused_imports)] // used by model_based.rs, not by differential.rs
+pub use rules::{parse_pct, Verdict};
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -132,8 +137,14 @@ impl Model {
     /// Appends one valid event (a JSON object on one line). An event whose id
     /// is already stored is an idempotent retry: nothing new is stored.
     pub fn append(&mut self, line: &str) {
+        self.append_with_id(line, None);
+    }
+
+    /// [`Model::append`] of an event without an `id`, under the id the
+    /// ledger assigned to it (so that it can be retracted later).
+    pub fn append_with_id(&mut self, line: &str, assigned: Option<&str>) {
         let event: Value = serde_json::from_str(line).expect("model: event is not JSON");
-        let id = text(&event, "id");
+        let id = text(&event, "id").or_else(|| assigned.map(str::to_owned));
         if let Some(id) = &id {
             if self.events.iter().any(|e| e.id.as_deref() == Some(id)) {
                 return;

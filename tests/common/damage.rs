@@ -1,0 +1,65 @@
+//! Damage done to a ledger behind its back (shared by `tamper.rs` and
+//! `faults.rs`): a story appended in three log blocks, and rewrites of one
+//! stored record's bytes straight through sled.
+
+use std::path::Path;
+
+use dealledger::{decode_block, decode_record, encode_block, encode_record, Ledger, StoredEvent};
+
+/// The Meta / Scale AI story (18 events).
+pub const STORY: &str = include_str!("../../examples/data/scale-ai.jsonl");
+
+/// Appends the story to `<dir>/db` in three appends: log blocks 1-6, 7-12, 13-18.
+pub fn ledger_with_story(dir: &Path) {
+    let ledger = Ledger::open_or_create(dir.join("db")).expect("open");
+    let (first, rest) = STORY.split_at(STORY.match_indices('\n').nth(5).map_or(0, |(i, _)| i + 1));
+    let (middle, last) = rest.split_at(rest.match_indices('\n').nth(5).map_or(0, |(i, _)| i + 1));
+    for part in [first, middle, last] {
+        ledger.append_text(part).expect("append");
+    }
+    assert_eq!(ledger.last_seq(), 18, "three appends, three log blocks: seqs 1-6, 7-12, 13-18");
+}
+
+/// Rewrites the record at `seq` of `<dir>/db` with `change`, behind the ledger's back.
+pub fn tamper(dir: &Path, seq: u64, change: impl FnOnce(&mut Vec<u8>)) {
+    let db = sled::open(dir.join("db").join("log")).expect("sled");
+    let log = db.open_tree("log").expect("log tree");
+    let (key, block) = log.range(..=seq.to_be_bytes()).next_back().expect("a block").expect("read");
+    let first = u64::from_be_bytes(key.as_ref().try_into().expect("8-byte key"));
+    let mut records: Vec<Vec<u8>> = decode_block(&block).expect("intact block").iter().map(|r| r.to_vec()).collect();
+    change(&mut records[(seq - first) as usize]);
+    log.insert(key, encode_block(&records)).expect("write");
+    db.flush().expect("flush");
+}
+
+/// Rewrites the block holding `seq` whole, behind the ledger's back.
+pub fn tamper_block(dir: &Path, seq: u64, change: impl FnOnce(&mut Vec<u8>)) {
+    let db = sled::open(dir.join("db").join("log")).expect("sled");
+    let log = db.open_tree("log").expect("log tree");
+    let (key, block) = log.range(..=seq.to_be_bytes()).next_back().expect("a block").expect("read");
+    let mut bytes = block.to_vec();
+    change(&mut bytes);
+    log.insert(key, bytes).expect("write");
+    db.flush().expect("flush");
+}
+
+/// Decodes the record at `seq`, changes it and stores it re-encoded.
+pub fn edit(dir: &Path, seq: u64, change: impl FnOnce(&mut StoredEvent)) {
+    tamper(dir, seq, |bytes| {
+        let mut rec = decode_record(bytes).expect("decodes");
+        change(&mut rec);
+        *bytes = encode_record(&rec);
+    });
+}
+
+/// The chain hash of a record as the ledger computes it (SHA-256 of the
+/// previous hash and the canonical export line without its hash).
+pub fn chain_hash(rec: &StoredEvent) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let line = dealledger::export_line(rec);
+    let canonical = &line[..line.rfind(",\"hash\"").expect("hash field")];
+    let mut h = Sha256::new();
+    h.update(rec.prev_hash);
+    h.update(format!("{canonical}}}").as_bytes());
+    h.finalize().into()
+}
