@@ -83,7 +83,9 @@ impl From<Error> for ApiError {
             Error::NoLedger(_) | Error::Locked(_) | Error::Served { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None)
             }
-            Error::Storage(_) | Error::Io(_) | Error::Disk { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "storage", None),
+            Error::Storage(_) | Error::Io(_) | Error::Disk { .. } => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "storage", None)
+            }
         };
         if status.is_server_error() {
             tracing::error!(%message, "request failed");
