@@ -40,9 +40,9 @@ fn a_chain_of_ten_thousand_holdings() {
 }
 
 #[test]
-fn a_company_with_twenty_thousand_holders() {
+fn a_company_with_a_hundred_thousand_holders() {
     let (_dir, ledger) = ledger();
-    let n = 20_000;
+    let n = 100_000; // 0.001% each: exactly 100%
     let mut lines = vec![company("big")];
     for i in 0..n {
         lines
@@ -54,6 +54,11 @@ fn a_company_with_twenty_thousand_holders() {
     assert_eq!(o.holders.len(), n);
     assert_eq!(o.unattributed_pct.0, 1_000_000 - 10 * n as u64);
     assert!(o.holders.windows(2).all(|w| w[0].holder < w[1].holder), "equal stakes sort by id");
+    let one_more = [
+        r#"{"type":"person_registered","effective":"2000-01-01","person":"late","name":"Late"}"#.to_owned(),
+        buy("late", "big", "0.001"),
+    ];
+    assert!(ledger.append_text(&one_more.join("\n")).is_err(), "100,000 × 0.001% is all of it: one more is refused");
 }
 
 #[test]

@@ -425,3 +425,34 @@ fn a_stop_during_appends_finishes_them_and_loses_nothing() {
     assert!(last >= acknowledged, "acknowledged {acknowledged}, stored {last}");
     assert_eq!((last - 1) % 50, 0, "whole batches only: {last}");
 }
+
+#[test]
+fn a_subscriber_that_never_reads_holds_up_nobody() {
+    use std::io::Write;
+    let mut server = Server::start(&company("hub"), &["--shutdown-grace", "1"], &[]);
+    let address = server.url.trim_start_matches("http://").to_owned();
+    // A subscriber that asks for the stream and then never reads a byte.
+    let mut stalled = std::net::TcpStream::connect(&address).expect("connect");
+    write!(stalled, "GET /events/stream?after=0 HTTP/1.1\r\nHost: {address}\r\nAccept: text/event-stream\r\n\r\n")
+        .expect("request");
+    // Far more than the socket buffers hold, so the stalled stream's writes block.
+    let note = "n".repeat(6_000);
+    let agent = agent();
+    for i in 0..40 {
+        let batch: Vec<String> = (0..50)
+            .map(|j| {
+                json!({"type": "company_registered", "effective": "2020-01-01", "company": format!("slow-{i}-{j}"),
+                       "name": "x", "note": note})
+                .to_string()
+            })
+            .collect();
+        let (status, body) = post(&agent, &format!("{}/events", server.url), &batch.join("\n"), None);
+        assert_eq!(status, 201, "{body}");
+    }
+    // Other clients are served, and a reading subscriber gets everything.
+    assert_eq!(get(&format!("{}/health", server.url)).1["last_seq"], 2_001);
+    assert_eq!(subscribe(&format!("{}/events/stream?after=1990", server.url), None, 2_001).len(), 11);
+    // Nor does it hold up a stop: after the grace period the server closes it.
+    server.stop();
+    drop(stalled);
+}

@@ -187,7 +187,7 @@ async fn a_repeated_id_is_a_retry_or_a_conflict() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_get_413() {
-    let api = api_with("", &Config { token: None, body_limit: 1024 });
+    let api = api_with("", &Config { body_limit: 1024, ..Config::default() });
     let big = vec![company("a", "2020-01-01"); 40].join("\n");
     api.post("/events", "application/x-ndjson", &big).await.expect_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large");
     api.post("/query", "application/x-ndjson", &big).await.expect_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large");

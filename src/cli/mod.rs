@@ -108,6 +108,9 @@ enum Command {
         /// The largest request body accepted, in bytes (larger ones get 413).
         #[arg(long, default_value_t = dealledger::server::DEFAULT_BODY_LIMIT)]
         body_limit: usize,
+        /// On SIGINT/SIGTERM, how many seconds to wait for open connections before closing them.
+        #[arg(long, default_value_t = dealledger::server::DEFAULT_SHUTDOWN_GRACE.as_secs())]
+        shutdown_grace: u64,
     },
 }
 
@@ -269,7 +272,10 @@ fn run_local(db: &Path, command: Command, token: Option<String>, out: &mut dyn W
             let seq = Ledger::open(db)?.reindex()?;
             writeln!(out, "reindexed {seq} events")?;
         }
-        Command::Serve { addr, body_limit } => serve(db, addr, dealledger::server::Config { token, body_limit })?,
+        Command::Serve { addr, body_limit, shutdown_grace } => {
+            let shutdown_grace = std::time::Duration::from_secs(shutdown_grace);
+            serve(db, addr, dealledger::server::Config { token, body_limit, shutdown_grace })?;
+        }
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, Method};
@@ -49,13 +50,20 @@ pub struct Config {
     pub token: Option<String>,
     /// The largest request body accepted, in bytes; larger ones get 413.
     pub body_limit: usize,
+    /// How long a stop waits for open connections (a subscriber that stopped
+    /// reading, say) before closing them anyway. In-flight appends always
+    /// finish: they run on blocking threads that a stop never cancels.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { token: None, body_limit: DEFAULT_BODY_LIMIT }
+        Self { token: None, body_limit: DEFAULT_BODY_LIMIT, shutdown_grace: DEFAULT_SHUTDOWN_GRACE }
     }
 }
+
+/// The default of [`Config::shutdown_grace`].
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -157,13 +165,26 @@ pub async fn serve(
     let url_file: PathBuf = ledger.path().join(SERVER_URL_FILE);
     std::fs::write(&url_file, format!("http://{local}\n"))?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut stopped = stop_rx.clone();
     let app = router(Arc::clone(&ledger), config, stop_rx);
     let signal = async move {
         shutdown.await;
         tracing::info!("stopping: finishing in-flight requests");
         stop_tx.send_replace(true);
     };
-    let served = axum::serve(listener, app).with_graceful_shutdown(signal).await;
+    let server = std::future::IntoFuture::into_future(axum::serve(listener, app).with_graceful_shutdown(signal));
+    let grace = config.shutdown_grace;
+    let deadline = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+        tokio::time::sleep(grace).await;
+    };
+    let served = tokio::select! {
+        served = server => served,
+        () = deadline => {
+            tracing::warn!(?grace, "connections still open after the grace period: closing them");
+            Ok(())
+        }
+    };
     let _ = std::fs::remove_file(&url_file);
     served?;
     let verified = tokio::task::spawn_blocking(move || ledger.verify())
