@@ -189,7 +189,9 @@ async fn a_repeated_id_is_a_retry_or_a_conflict() {
 async fn bodies_over_the_limit_get_413() {
     let api = api_with("", &Config { body_limit: 1024, ..Config::default() });
     let big = vec![company("a", "2020-01-01"); 40].join("\n");
-    api.post("/events", "application/x-ndjson", &big).await.expect_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+    let reply = api.post("/events", "application/x-ndjson", &big).await;
+    let error = reply.expect_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+    assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("limit of 1024 bytes")), "{error}");
     api.post("/query", "application/x-ndjson", &big).await.expect_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large");
     assert_eq!(api.ledger.last_seq(), 0);
 }

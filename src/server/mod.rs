@@ -75,6 +75,8 @@ struct AppState {
     stopping: watch::Receiver<bool>,
     /// SHA-256 of the token, compared in constant time.
     token_digest: Option<[u8; 32]>,
+    /// The largest body accepted, for the 413 message.
+    body_limit: usize,
 }
 
 impl AppState {
@@ -90,7 +92,7 @@ impl AppState {
 pub fn router(ledger: Arc<Ledger>, config: &Config, stopping: watch::Receiver<bool>) -> Router {
     let (head, _) = watch::channel(ledger.last_seq());
     let token_digest = config.token.as_deref().map(|t| Sha256::digest(t.as_bytes()).into());
-    let state = AppState { ledger, head: Arc::new(head), stopping, token_digest };
+    let state = AppState { ledger, head: Arc::new(head), stopping, token_digest, body_limit: config.body_limit };
     Router::new()
         .route("/events", post(routes::append).get(routes::events))
         .route("/events/stream", get(stream::subscribe))

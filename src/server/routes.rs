@@ -60,13 +60,18 @@ pub struct AppendedBody {
 }
 
 /// The body as text; 413 when over the limit, 400 when not UTF-8.
-fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
-    let bytes = body.map_err(|e| {
-        let (status, kind) = match e.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            status => (status, "malformed"),
-        };
-        ApiError::new(status, kind, e.body_text())
+fn body_text(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
+    let bytes = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the body is larger than this server's limit of {} bytes (`dealledger serve --body-limit`); \
+                 an append is all or nothing, so raise the limit rather than split it if it must stay whole",
+                state.body_limit
+            ),
+        ),
+        status => ApiError::new(status, "malformed", e.body_text()),
     })?;
     String::from_utf8(bytes.into())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", format!("the body is not UTF-8 text: {e}")))
@@ -89,7 +94,7 @@ pub async fn append(
     Params(params): Params<AppendParams>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let text = body_text(body)?;
+    let text = body_text(&state, body)?;
     let ledger = state.ledger.clone();
     let result = blocking(move || {
         let items = parse_input(&text)?;
@@ -239,7 +244,7 @@ pub async fn career(
         description = r#"one answer a line, or {"error": "…"} on the line of a query that failed"#),
         (status = 400, body = super::ErrorBody), (status = 413, body = super::ErrorBody)))]
 pub async fn query(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
-    let text = body_text(body)?;
+    let text = body_text(&state, body)?;
     let ledger = state.ledger.clone();
     let out = blocking(move || {
         let mut out = String::new();
