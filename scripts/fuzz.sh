@@ -51,13 +51,14 @@ for target in "${targets[@]}"; do
     after=$(ls "fuzz/artifacts/$target" | wc -l)
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+    cov=$(sed -n 's/^#[0-9]*[[:space:]]*DONE[[:space:]]*cov: \([0-9]*\).*/\1/p' "$log" | tail -1)
     if [ "$status" -ne 0 ] || [ "$after" -gt "$before" ]; then
         found_any=1
         what="FOUND something (exit $status; $((after - before)) new artifact(s) in fuzz/artifacts/$target; see $log)"
     else
         what="nothing found"
     fi
-    line="$target: ${seconds}s, ${runs:-?} runs, ${rate:-?} execs/s, $what"
+    line="$target: ${seconds}s, ${runs:-?} runs, ${rate:-?} execs/s, coverage ${cov:-?} edges, $what"
     echo "$line"
     summary+=("$line")
 done
