@@ -115,7 +115,9 @@ pub fn block_prefix(bytes: &[u8]) -> (Vec<&[u8]>, Option<DecodeError>) {
     let Some(count) = rest.get(..4).and_then(|c| <[u8; 4]>::try_from(c).ok()).map(u32::from_le_bytes) else {
         return (Vec::new(), Some(DecodeError::Body("block header cut short".into())));
     };
-    let mut records = Vec::with_capacity(count as usize);
+    // Every record takes at least its 4-byte length: a damaged count must not
+    // reserve more room than the block's bytes could hold (found by fuzzing).
+    let mut records = Vec::with_capacity((count as usize).min(rest.len().saturating_sub(4) / 4));
     let mut at = 4;
     for i in 0..count {
         let len = rest.get(at..at + 4).and_then(|c| <[u8; 4]>::try_from(c).ok()).map(u32::from_le_bytes);
@@ -264,5 +266,16 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert_eq!(decode(&longer), Err(DecodeError::Trailing(1)));
+    }
+
+    #[test]
+    fn a_damaged_block_count_reserves_nothing_unbounded() {
+        // Fuzzing (record_decode): a count of 2^32 - 1 reserved 64 GiB up
+        // front and aborted the process instead of reporting the damage.
+        let block = [BLOCK_VERSION, 0xff, 0xff, 0xff, 0xff, 3, 0, 0, 0, 1, 2, 3];
+        let (records, damage) = block_prefix(&block);
+        assert_eq!(records, vec![&[1u8, 2, 3][..]]);
+        assert_eq!(damage, Some(DecodeError::Body("block cut short at record 2 of 4294967295".into())));
+        assert!(decode_block(&[BLOCK_VERSION, 0xff, 0xff, 0xff, 0xff]).is_err());
     }
 }
