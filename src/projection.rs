@@ -389,7 +389,14 @@ mod tests {
     }
 
     fn rec(seq: u64, date: &str, event: Event) -> Fact {
-        Fact { effective: Date::parse(date).expect("date"), seq, retracted_by: None, event, announcement: None }
+        Fact {
+            effective: Date::parse(date).expect("date"),
+            seq,
+            retracted_by: None,
+            event,
+            announcement: None,
+            stored_body: Default::default(),
+        }
     }
 
     fn buy(seq: u64, date: &str, acquirer: &str, pct: &str, seller: Option<&str>) -> Fact {

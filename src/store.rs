@@ -456,7 +456,7 @@ impl Store {
         };
         let (headers, start) = codec::timeline_headers(&bytes).map_err(damaged)?;
         (0..headers.len())
-            .map(|i| codec::timeline_fact(&bytes, &headers, start, i).map(Rc::new).map_err(damaged))
+            .map(|i| codec::timeline_fact(&bytes, &headers, start, i, true).map(Rc::new).map_err(damaged))
             .collect()
     }
 

@@ -34,6 +34,31 @@ pub struct Fact {
     pub event: Event,
     /// For a deal's completion or termination: the announcement it closes.
     pub announcement: Option<Event>,
+    /// Its encoded body as read from a stored timeline, if it was.
+    #[serde(skip)]
+    pub stored_body: StoredBody,
+}
+
+/// The encoded body of a fact (event and announcement) as it was read from a
+/// stored timeline, kept so that writing the timeline back copies it instead
+/// of encoding it again (appends rewrite every timeline they touch). Only
+/// `retracted_by` ever changes on a stored fact, and it lives in the header,
+/// so the body stays valid. It is a cache: never compared, never serialized.
+#[derive(Clone, Default)]
+pub struct StoredBody(pub Option<Rc<[u8]>>);
+
+impl PartialEq for StoredBody {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for StoredBody {}
+
+impl std::fmt::Debug for StoredBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoredBody({} bytes)", self.0.as_ref().map_or(0, |b| b.len()))
+    }
 }
 
 impl Fact {
@@ -77,7 +102,14 @@ impl Fact {
 /// The fact of a record, given the announcement it closes (if it closes a deal).
 /// A retraction has no fact: it acts through `retracted_by`.
 pub fn fact_of(rec: &StoredEvent, announcement: Option<Event>) -> Option<Fact> {
-    Some(Fact { effective: rec.effective?, seq: rec.seq, retracted_by: None, event: rec.event.clone(), announcement })
+    Some(Fact {
+        effective: rec.effective?,
+        seq: rec.seq,
+        retracted_by: None,
+        event: rec.event.clone(),
+        announcement,
+        stored_body: StoredBody::default(),
+    })
 }
 
 /// A timeline's key: its namespace and slug.
@@ -96,10 +128,11 @@ impl Lazy {
         if let Some(Some(fact)) = self.decoded.borrow().get(i) {
             return Ok(Rc::clone(fact));
         }
-        let fact = codec::timeline_fact(&self.bytes, &self.headers, self.start, i).map_err(|e| Error::Corrupt {
-            seq: self.headers.get(i).map_or(0, |h| h.seq),
-            detail: format!("derived timeline of {slug} ({e}); run `dealledger reindex`"),
-        })?;
+        let fact =
+            codec::timeline_fact(&self.bytes, &self.headers, self.start, i, false).map_err(|e| Error::Corrupt {
+                seq: self.headers.get(i).map_or(0, |h| h.seq),
+                detail: format!("derived timeline of {slug} ({e}); run `dealledger reindex`"),
+            })?;
         let fact = Rc::new(fact);
         if let Some(slot) = self.decoded.borrow_mut().get_mut(i) {
             *slot = Some(Rc::clone(&fact));
