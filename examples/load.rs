@@ -55,6 +55,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{Datelike, NaiveDate};
 use dealledger::testkit::{generate_with, GenOptions, Rng};
+use dealledger::{At, Date, Ledger, QueryKind};
 use serde::Deserialize;
 
 const USAGE: &str = "usage: cargo run --release --example load -- [--events N] [--seconds S] [--warmup S] [--ledger PATH] [--seed S] [--client raw|ureq] [--only LIST]
@@ -65,7 +66,8 @@ const USAGE: &str = "usage: cargo run --release --example load -- [--events N] [
   --ledger PATH   use (or build, when absent, and keep) the ledger at PATH instead of a temporary one
   --seed S        generator and request seed (default 42)
   --client C      raw (HTTP/1.1 on a TcpStream, default) or ureq
-  --only LIST     comma-separated figures to run: health,get,post,batch,info (default all)
+  --only LIST     comma-separated figures to run: health,get,post,batch,info,lib (default all)
+  --binary PATH   the dealledger binary to measure (default target/release/dealledger)
 
 Build the binary first: cargo build --release && cargo run --release --example load";
 
@@ -79,7 +81,7 @@ const BATCH: usize = 1_000;
 /// Targets of the issue.
 const GET_TARGET: f64 = 20_000.0;
 const BATCH_TARGET: f64 = 50_000.0;
-const FIGURES: [&str; 5] = ["health", "get", "post", "batch", "info"];
+const FIGURES: [&str; 6] = ["health", "get", "post", "batch", "info", "lib"];
 
 // ------------------------------------------------------------------ arguments
 
@@ -97,6 +99,7 @@ struct Args {
     seed: u64,
     client: ClientKind,
     only: HashSet<String>,
+    binary: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -108,6 +111,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         seed: 42,
         client: ClientKind::Raw,
         only: FIGURES.iter().map(|f| f.to_string()).collect(),
+        binary: None,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(flag) = argv.next() {
@@ -119,6 +123,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--warmup" => args.warmup = number(&flag, &value()?)?,
             "--ledger" => args.ledger = Some(PathBuf::from(value()?)),
             "--seed" => args.seed = number(&flag, &value()?)?,
+            "--binary" => args.binary = Some(PathBuf::from(value()?)),
             "--client" => {
                 args.client = match value()?.as_str() {
                     "raw" => ClientKind::Raw,
@@ -159,7 +164,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = find_binary().and_then(|bin| run(&args, &bin));
+    let bin = match &args.binary {
+        Some(path) if path.is_file() => Ok(path.clone()),
+        Some(path) => Err(format!("--binary {}: no such file", path.display())),
+        None => find_binary(),
+    };
+    let result = bin.and_then(|bin| run(&args, &bin));
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
@@ -284,7 +294,7 @@ fn clock_ticks() -> f64 {
 }
 
 impl Cpu {
-    fn now(server_pid: u32) -> Self {
+    fn now(server_pid: Option<u32>) -> Self {
         let ticks = clock_ticks();
         // SAFETY: getrusage writes into the zeroed struct we own.
         let client = unsafe {
@@ -294,8 +304,8 @@ impl Cpu {
             tv(ru.ru_utime) + tv(ru.ru_stime)
         };
         // /proc/PID/stat: after the `(comm)`, field 3 is the state; utime and stime are fields 14 and 15.
-        let server = fs::read_to_string(format!("/proc/{server_pid}/stat"))
-            .ok()
+        let server = server_pid
+            .and_then(|pid| fs::read_to_string(format!("/proc/{pid}/stat")).ok())
             .and_then(|s| {
                 let rest = s.rsplit_once(") ")?.1.split_whitespace().collect::<Vec<_>>();
                 Some((rest.get(11)?.parse::<f64>().ok()? + rest.get(12)?.parse::<f64>().ok()?) / ticks)
@@ -319,7 +329,7 @@ impl Cpu {
     fn shares(self, later: Self, wall: f64) -> (f64, f64, f64) {
         let client = (later.client - self.client) / wall;
         let server = (later.server - self.server) / wall;
-        let other = ((later.busy - self.busy) / wall - client - server).max(0.0);
+        let other = ((later.busy - self.busy) / wall - client - if server.is_nan() { 0.0 } else { server }).max(0.0);
         (client, server, other)
     }
 }
@@ -582,6 +592,33 @@ impl Conn for UreqConn {
     }
 }
 
+/// The same requests answered by the library in this process, as the
+/// handlers answer them (the answer serialized to JSON; an append of the
+/// body's text): the cost of the ledger without HTTP.
+struct LibConn {
+    ledger: Arc<Ledger>,
+}
+
+impl Conn for LibConn {
+    fn send(&mut self, req: &Req) -> Result<(), String> {
+        match req.method {
+            "GET" => {
+                let (id, as_of) = req
+                    .path
+                    .strip_prefix("/companies/")
+                    .and_then(|p| p.split_once("/ownership?as_of="))
+                    .ok_or_else(|| format!("the library runs only ownership queries, not {}", req.path))?;
+                let at = At::date(Date::parse(as_of)?);
+                let answer = self.ledger.answer_typed(QueryKind::Ownership, id, at).map_err(|e| e.to_string())?;
+                let json = serde_json::to_vec(&answer).map_err(err("serialize"))?;
+                std::hint::black_box(json);
+                Ok(())
+            }
+            _ => self.ledger.append_text(&req.body).map(|_| ()).map_err(|e| e.to_string()),
+        }
+    }
+}
+
 // ------------------------------------------------------------------ the generated corpus
 
 /// The fields of an event line that the requests need.
@@ -790,7 +827,18 @@ struct Setup<'a> {
     run_tag: String,
 }
 
-fn measure(setup: &Setup, server: &Server, figure: &str, work: Work, conns: usize, target: Option<f64>) -> Measured {
+/// What a figure runs against: the HTTP server, or the library in this process.
+#[derive(Clone)]
+enum Against<'a> {
+    Http(&'a Server),
+    Library(Arc<Ledger>),
+}
+
+fn measure(setup: &Setup, against: Against, figure: &str, work: Work, conns: usize, target: Option<f64>) -> Measured {
+    let server_pid = match &against {
+        Against::Http(server) => Some(server.pid()),
+        Against::Library(_) => None,
+    };
     let args = setup.args;
     progress!("{figure}, {conns} connection(s): {:.0} s warm-up + {:.0} s ...", args.warmup, args.seconds);
     let start = Instant::now();
@@ -808,9 +856,12 @@ fn measure(setup: &Setup, server: &Server, figure: &str, work: Work, conns: usiz
                     as_of_max: setup.as_of_max,
                 };
                 let kind = args.client;
-                let addr = server.addr;
+                let against = against.clone();
                 scope.spawn(move || {
-                    let mut conn = connect(kind, addr);
+                    let mut conn: Box<dyn Conn> = match against {
+                        Against::Http(server) => connect(kind, server.addr),
+                        Against::Library(ledger) => Box::new(LibConn { ledger }),
+                    };
                     let mut out = Worker {
                         latencies: Vec::with_capacity(1 << 16),
                         requests: 0,
@@ -849,11 +900,11 @@ fn measure(setup: &Setup, server: &Server, figure: &str, work: Work, conns: usiz
             })
             .collect();
         std::thread::sleep(t0.saturating_duration_since(Instant::now()));
-        let before = Cpu::now(server.pid());
+        let before = Cpu::now(server_pid);
         let measured_from = Instant::now();
         std::thread::sleep(end.saturating_duration_since(Instant::now()));
         let wall = measured_from.elapsed().as_secs_f64();
-        let after = Cpu::now(server.pid());
+        let after = Cpu::now(server_pid);
         let cpu = before.shares(after, wall);
         let workers = handles.into_iter().map(|h| h.join().expect("a client thread panicked")).collect();
         (workers, cpu)
@@ -956,24 +1007,38 @@ fn run(args: &Args, bin: &Path) -> Res<bool> {
     let on = |f: &str| args.only.contains(f);
     let mut rows: Vec<Measured> = Vec::new();
     if on("health") {
-        rows.push(measure(&setup, &server, "GET /health (client + HTTP ceiling)", Work::Health, 64, None));
+        rows.push(measure(
+            &setup,
+            Against::Http(&server),
+            "GET /health (client + HTTP ceiling)",
+            Work::Health,
+            64,
+            None,
+        ));
     }
     if on("get") {
         for conns in [1, 8, 64] {
             let target = (conns == 64).then_some(GET_TARGET);
-            rows.push(measure(&setup, &server, "GET /companies/{id}/ownership", Work::Ownership, conns, target));
+            rows.push(measure(
+                &setup,
+                Against::Http(&server),
+                "GET /companies/{id}/ownership",
+                Work::Ownership,
+                conns,
+                target,
+            ));
         }
     }
     if on("post") {
         for conns in [1, 8] {
-            rows.push(measure(&setup, &server, "POST /events, 1 event", Work::PostOne, conns, None));
+            rows.push(measure(&setup, Against::Http(&server), "POST /events, 1 event", Work::PostOne, conns, None));
         }
     }
     if on("batch") {
         for conns in [1, 4] {
             rows.push(measure(
                 &setup,
-                &server,
+                Against::Http(&server),
                 "POST /events, batch of 1,000 (x-ndjson)",
                 Work::PostBatch,
                 conns,
@@ -994,7 +1059,7 @@ fn run(args: &Args, bin: &Path) -> Res<bool> {
         progress!("server pid {} at http://{} (default logging: info, to a file)", server.pid(), server.addr);
         rows.push(measure(
             &setup,
-            &server,
+            Against::Http(&server),
             "GET /companies/{id}/ownership, default `info` logging",
             Work::Ownership,
             64,
@@ -1011,13 +1076,35 @@ fn run(args: &Args, bin: &Path) -> Res<bool> {
         );
     }
 
-    // 4. nothing lost
+    // 4. the same requests through the library in this process, for comparison
+    if on("lib") {
+        let ledger = Arc::new(Ledger::open(&ledger).map_err(err("open the ledger in-process"))?);
+        progress!("the library in this process (no HTTP) ...");
+        for threads in [1, 2] {
+            let lib = Against::Library(Arc::clone(&ledger));
+            rows.push(measure(
+                &setup,
+                lib,
+                "in-process `Ledger::answer_typed` ownership + JSON",
+                Work::Ownership,
+                threads,
+                None,
+            ));
+        }
+        let lib = Against::Library(Arc::clone(&ledger));
+        rows.push(measure(&setup, lib, "in-process `Ledger::append_text`, 1 event", Work::PostOne, 1, None));
+        let lib = Against::Library(Arc::clone(&ledger));
+        rows.push(measure(&setup, lib, "in-process `Ledger::append_text`, batch of 1,000", Work::PostBatch, 1, None));
+    }
+
+    // 5. nothing lost
     let acked: u64 = rows.iter().map(|m| m.acked).sum();
     let verified: Verified = serde_json::from_str(dealledger(bin, &["--db", &ledger_s, "verify", "--json"])?.trim())
         .map_err(err("reading verify --json"))?;
     let expected = base_seq + acked;
     let errors: u64 = rows.iter().map(|m| m.errors).sum();
     let load_after = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
 
     println!(
         "dealledger HTTP load: ledger of {} events ({}), seed {}, {} client, {:.0} s per figure after {:.0} s warm-up; \
@@ -1028,13 +1115,13 @@ fn run(args: &Args, bin: &Path) -> Res<bool> {
         if args.client == ClientKind::Raw { "raw TcpStream HTTP/1.1 keep-alive" } else { "ureq keep-alive" },
         args.seconds,
         args.warmup,
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cores,
         load_before.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
         load_after.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
         total.elapsed().as_secs()
     );
     println!();
-    println!("| figure | connections | requests/s | events/s | p50 | p99 | errors | CPU client / server / other (% of 1 core) | target |");
+    println!("| figure | connections (threads in-process) | requests/s | events/s | p50 | p99 | errors | CPU client / server / other (% of 1 core) | target |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for m in &rows {
         let rps = m.requests as f64 / m.seconds;
@@ -1054,7 +1141,7 @@ fn run(args: &Args, bin: &Path) -> Res<bool> {
             }
         };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0} / {:.0} / {:.0} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0} / {} / {:.0} | {} |",
             m.figure,
             m.conns,
             group(rps.round() as u64),
@@ -1063,7 +1150,7 @@ fn run(args: &Args, bin: &Path) -> Res<bool> {
             fmt_secs(percentile(&m.latencies, 99.0)),
             m.errors,
             m.cpu.0 * 100.0,
-            m.cpu.1 * 100.0,
+            if m.cpu.1.is_nan() { "—".to_string() } else { format!("{:.0}", m.cpu.1 * 100.0) },
             m.cpu.2 * 100.0,
             target
         );
@@ -1091,7 +1178,9 @@ fn run(args: &Args, bin: &Path) -> Res<bool> {
         println!("- the default `info` log grew by {:.1} MB during its figure", info_log as f64 / 1e6);
     }
     println!(
-        "- CPU: client = this process, server = `dealledger serve`, other = the rest of the machine (another engineer's fuzzer), each as a share of one core; 200% is both cores."
+        "- CPU: client = this process (for the in-process rows: the library's work), server = `dealledger serve`, other = the rest of the machine, each as a share of one core ({} cores = {}%).",
+        cores,
+        cores * 100
     );
     Ok(checks.iter().all(|(ok, _)| *ok))
 }
