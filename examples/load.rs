@@ -29,9 +29,13 @@
 //! 3. Stops the server with SIGTERM, restarts it with the default `info`
 //!    logging (what users get: one log line per request, to a file here) and
 //!    measures the 64-connection ownership figure again.
-//! 4. Stops it with SIGTERM and checks: the server exited 0 both times,
-//!    `dealledger verify` passes, and its last seq equals the seq before the
-//!    run plus the events acknowledged with 201 (warm-up included): nothing
+//! 4. With the server stopped, runs the same requests through the library in
+//!    this process (`Ledger::answer_typed` + JSON with 1 and 2 threads,
+//!    `Ledger::append_text` of one event and of a batch of 1,000): the cost of
+//!    the ledger itself, without HTTP, on the same machine at the same time.
+//! 5. Checks: the server exited 0 on SIGTERM both times, `dealledger verify`
+//!    passes, and its last seq equals the seq before the run plus the events
+//!    acknowledged (201, or `Ok` in-process; warm-up included): nothing
 //!    acknowledged was lost, nothing unacknowledged was stored.
 //!
 //! Every response is checked (200 for GETs, 201 for POSTs); any other status
@@ -43,6 +47,7 @@
 //! time, the server's and the rest of the machine's are read during each
 //! figure (`getrusage`, `/proc/PID/stat`, `/proc/stat`) and printed beside it,
 //! so a figure limited by the client, or by other load on the machine, shows.
+//! `--binary PATH` measures another build of `dealledger` with the same client.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
