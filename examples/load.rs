@@ -280,12 +280,34 @@ fn date_text(days: i32) -> String {
 // ------------------------------------------------------------------ CPU accounting
 
 /// CPU seconds at one moment: this process (the client), the server, and the
-/// whole machine (busy, summed over cores).
+/// whole machine (busy, and of it interrupts: summed over cores).
 #[derive(Clone, Copy, Default)]
 struct Cpu {
     client: f64,
     server: f64,
     busy: f64,
+    irq: f64,
+}
+
+/// Shares of one core over an interval: this process, the server (NaN when
+/// in-process), and the rest of the machine's busy time: other processes,
+/// steal, and interrupt work charged to no process (loopback TCP's softirq
+/// when it runs outside the client and the server; `irq` is all interrupt
+/// work, shown apart because the kernel charges some of it to the process
+/// it interrupted, so it overlaps the other shares).
+#[derive(Clone, Copy, Default)]
+struct Shares {
+    client: f64,
+    server: f64,
+    rest: f64,
+    irq: f64,
+}
+
+impl Shares {
+    fn text(self) -> String {
+        let pct = |x: f64| if x.is_nan() { "—".to_string() } else { format!("{:.0}", x * 100.0) };
+        format!("{} / {} / {} ({})", pct(self.client), pct(self.server), pct(self.rest), pct(self.irq))
+    }
 }
 
 fn clock_ticks() -> f64 {
@@ -317,25 +339,26 @@ impl Cpu {
             })
             .unwrap_or(f64::NAN);
         // /proc/stat `cpu` line: user nice system idle iowait irq softirq steal …
-        let busy = fs::read_to_string("/proc/stat")
+        let (busy, irq) = fs::read_to_string("/proc/stat")
             .ok()
             .and_then(|s| {
                 let line = s.lines().next()?;
                 let v: Vec<f64> = line.split_whitespace().skip(1).take(8).filter_map(|x| x.parse().ok()).collect();
                 let total: f64 = v.iter().sum();
                 let idle = v.get(3)? + v.get(4)?;
-                Some((total - idle) / ticks)
+                Some(((total - idle) / ticks, (v.get(5)? + v.get(6)?) / ticks))
             })
-            .unwrap_or(f64::NAN);
-        Self { client, server, busy }
+            .unwrap_or((f64::NAN, f64::NAN));
+        Self { client, server, busy, irq }
     }
 
     /// Shares of one core over the interval: client, server, everything else.
-    fn shares(self, later: Self, wall: f64) -> (f64, f64, f64) {
+    fn shares(self, later: Self, wall: f64) -> Shares {
         let client = (later.client - self.client) / wall;
         let server = (later.server - self.server) / wall;
-        let other = ((later.busy - self.busy) / wall - client - if server.is_nan() { 0.0 } else { server }).max(0.0);
-        (client, server, other)
+        let irq = (later.irq - self.irq) / wall;
+        let rest = ((later.busy - self.busy) / wall - client - if server.is_nan() { 0.0 } else { server }).max(0.0);
+        Shares { client, server, rest, irq }
     }
 }
 
@@ -812,7 +835,7 @@ struct Measured {
     first_error: Option<String>,
     /// Events acknowledged with 201, warm-up and run-out included.
     acked: u64,
-    cpu: (f64, f64, f64),
+    cpu: Shares,
     target: Option<f64>,
 }
 
@@ -942,15 +965,13 @@ fn measure(setup: &Setup, against: Against, figure: &str, work: Work, conns: usi
     }
     m.latencies.sort_unstable();
     progress!(
-        "  {} requests/s, {} events/s, p50 {}, p99 {}, {} errors; CPU client {:.0}%, server {:.0}%, other {:.0}%",
+        "  {} requests/s, {} events/s, p50 {}, p99 {}, {} errors; CPU % client / server / rest (irq): {}",
         group((m.requests as f64 / m.seconds).round() as u64),
         group((m.events as f64 / m.seconds).round() as u64),
         fmt_secs(percentile(&m.latencies, 50.0)),
         fmt_secs(percentile(&m.latencies, 99.0)),
         m.errors,
-        cpu.0 * 100.0,
-        cpu.1 * 100.0,
-        cpu.2 * 100.0
+        cpu.text()
     );
     if let Some(e) = &m.first_error {
         progress!("  first error: {e}");
@@ -1130,7 +1151,7 @@ fn run(args: &Args, bin: &Path) -> Res<bool> {
         total.elapsed().as_secs()
     );
     println!();
-    println!("| figure | connections (threads in-process) | requests/s | events/s | p50 | p99 | errors | CPU client / server / other (% of 1 core) | target |");
+    println!("| figure | connections (threads in-process) | requests/s | events/s | p50 | p99 | errors | CPU % of 1 core: client / server / rest (irq) | target |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for m in &rows {
         let rps = m.requests as f64 / m.seconds;
@@ -1150,7 +1171,7 @@ fn run(args: &Args, bin: &Path) -> Res<bool> {
             }
         };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0} / {} / {:.0} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             m.figure,
             m.conns,
             group(rps.round() as u64),
@@ -1158,9 +1179,7 @@ fn run(args: &Args, bin: &Path) -> Res<bool> {
             fmt_secs(percentile(&m.latencies, 50.0)),
             fmt_secs(percentile(&m.latencies, 99.0)),
             m.errors,
-            m.cpu.0 * 100.0,
-            if m.cpu.1.is_nan() { "—".to_string() } else { format!("{:.0}", m.cpu.1 * 100.0) },
-            m.cpu.2 * 100.0,
+            m.cpu.text(),
             target
         );
     }
@@ -1190,7 +1209,7 @@ fn run(args: &Args, bin: &Path) -> Res<bool> {
         println!("- the default `info` log grew by {:.1} MB during its figure", info_log as f64 / 1e6);
     }
     println!(
-        "- CPU: client = this process (for the in-process rows: the library's work), server = `dealledger serve`, other = the rest of the machine, each as a share of one core ({} cores = {}%).",
+        "- CPU: client = this process (for the in-process rows: the library's work), server = `dealledger serve`, rest = the rest of the machine's busy time (other processes, steal, and interrupt work charged to no process: loopback TCP), irq = all interrupt work (the kernel charges part of it to the process it interrupted, so it overlaps the others), each as a share of one core ({} cores = {}%).",
         cores,
         cores * 100
     );
