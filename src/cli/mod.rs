@@ -369,6 +369,12 @@ fn print_verified(out: &mut dyn Write, verified: &Verified, json: bool) -> Resul
     Ok(())
 }
 
+/// The blocking threads of the server's runtime: twice the cores, at least 4
+/// (appends wait for the writer lock on one of them while queries go on).
+fn blocking_threads() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).max(4))
+}
+
 /// Serves the ledger over HTTP until SIGINT or SIGTERM.
 fn serve(db: &Path, addr: std::net::SocketAddr, config: dealledger::server::Config) -> Result<()> {
     tracing_subscriber::fmt()
@@ -381,7 +387,12 @@ fn serve(db: &Path, addr: std::net::SocketAddr, config: dealledger::server::Conf
         .init();
     let ledger =
         std::sync::Arc::new(Ledger::open_with(db, &dealledger::Options { create: true, ..Default::default() })?);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Few blocking threads, kept busy: a query takes microseconds, and
+        // waking one of many idle threads per request costs more than it.
+        .max_blocking_threads(blocking_threads())
+        .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
