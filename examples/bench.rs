@@ -13,14 +13,18 @@
 //! how many runs each figure got). Work files go to a temporary directory
 //! (`$TMPDIR`), removed at the end.
 
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{date_text, day_of, err, find_binary, fmt_secs, group, number, percentile, Res};
+
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use chrono::{Datelike, NaiveDate};
 use dealledger::testkit::Rng;
 use dealledger::testkit::{generate_with, GenOptions};
 use dealledger::{decode_block, decode_record, At, Ledger};
@@ -81,10 +85,6 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
-fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
-    text.parse().map_err(|_| format!("{flag}: not a valid number: {text}"))
-}
-
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Some(args)) => args,
@@ -97,7 +97,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let bin = match find_binary() {
+    let bin = match find_binary("bench") {
         Ok(bin) => bin,
         Err(e) => {
             eprintln!("bench: {e}");
@@ -113,50 +113,8 @@ fn main() -> ExitCode {
     }
 }
 
-type Res<T> = Result<T, String>;
-
-fn err<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> String + '_ {
-    move |e| format!("{context}: {e}")
-}
-
 macro_rules! progress {
     ($($arg:tt)*) => { eprintln!("bench: {}", format_args!($($arg)*)) };
-}
-
-/// `target/release/dealledger`, beside the directory of this example.
-fn find_binary() -> Res<PathBuf> {
-    let exe = std::env::current_exe().map_err(err("cannot locate the running example"))?;
-    let dir = exe.parent().and_then(Path::parent).ok_or("cannot locate the target directory")?;
-    let bin = dir.join(format!("dealledger{}", std::env::consts::EXE_SUFFIX));
-    if !bin.is_file() {
-        return Err(format!(
-            "the dealledger binary is missing ({}): run `cargo build --release` first \
-             (cargo build --release && cargo run --release --example bench)",
-            bin.display()
-        ));
-    }
-    // Warn when src/ changed after the binary was built (it would measure old code).
-    let built = fs::metadata(&bin).and_then(|m| m.modified()).ok();
-    let newest = newest_mtime(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
-    if let (Some(built), Some(newest)) = (built, newest) {
-        if newest > built {
-            progress!(
-                "WARNING: {} is older than the newest file in src/; run `cargo build --release` to measure the current code",
-                bin.display()
-            );
-        }
-    }
-    Ok(bin)
-}
-
-fn newest_mtime(dir: &Path) -> Option<SystemTime> {
-    let mut newest = None;
-    for entry in fs::read_dir(dir).ok()?.flatten() {
-        let meta = entry.metadata().ok()?;
-        let t = if meta.is_dir() { newest_mtime(&entry.path()) } else { meta.modified().ok() };
-        newest = newest.max(t);
-    }
-    newest
 }
 
 // ------------------------------------------------------------------ statistics and formatting
@@ -172,44 +130,8 @@ fn median(samples: &[f64]) -> f64 {
     }
 }
 
-/// Nearest-rank percentile of samples.
-fn percentile(samples: &[f64], p: f64) -> f64 {
-    let mut v = samples.to_vec();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
-}
-
 fn min_max(samples: &[f64]) -> (f64, f64) {
     samples.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))
-}
-
-/// `1234567` → `1,234,567`.
-fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn fmt_secs(s: f64) -> String {
-    if !s.is_finite() {
-        "—".into()
-    } else if s < 1e-3 {
-        format!("{:.1} µs", s * 1e6)
-    } else if s < 1.0 {
-        format!("{:.2} ms", s * 1e3)
-    } else {
-        format!("{s:.2} s")
-    }
 }
 
 fn fmt_rate(r: f64) -> String {
@@ -355,14 +277,6 @@ fn dir_size(path: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
-}
-
-fn day_of(text: &str) -> Option<i32> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().map(|d| d.num_days_from_ce())
-}
-
-fn date_text(days: i32) -> String {
-    NaiveDate::from_num_days_from_ce_opt(days).map_or_else(String::new, |d| d.format("%Y-%m-%d").to_string())
 }
 
 /// Opens sled on a directory, retrying briefly while a previous holder lets go of its lock.

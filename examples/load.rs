@@ -49,6 +49,11 @@
 //! so a figure limited by the client, or by other load on the machine, shows.
 //! `--binary PATH` measures another build of `dealledger` with the same client.
 
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{date_text, day_of, err, find_binary, fmt_secs, group, number, percentile, Res};
+
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -58,7 +63,6 @@ use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use chrono::{Datelike, NaiveDate};
 use dealledger::testkit::{generate_with, GenOptions, Rng};
 use dealledger::{At, Date, Ledger, QueryKind};
 use serde::Deserialize;
@@ -153,10 +157,6 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
-fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
-    text.parse().map_err(|_| format!("{flag}: not a valid number: {text}"))
-}
-
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Some(args)) => args,
@@ -172,7 +172,7 @@ fn main() -> ExitCode {
     let bin = match &args.binary {
         Some(path) if path.is_file() => Ok(path.clone()),
         Some(path) => Err(format!("--binary {}: no such file", path.display())),
-        None => find_binary(),
+        None => find_binary("load"),
     };
     let result = bin.and_then(|bin| run(&args, &bin));
     match result {
@@ -188,94 +188,11 @@ fn main() -> ExitCode {
     }
 }
 
-type Res<T> = Result<T, String>;
-
-fn err<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> String + '_ {
-    move |e| format!("{context}: {e}")
-}
-
 macro_rules! progress {
     ($($arg:tt)*) => { eprintln!("load: {}", format_args!($($arg)*)) };
 }
 
-/// `target/release/dealledger`, beside the directory of this example.
-fn find_binary() -> Res<PathBuf> {
-    let exe = std::env::current_exe().map_err(err("cannot locate the running example"))?;
-    let dir = exe.parent().and_then(Path::parent).ok_or("cannot locate the target directory")?;
-    let bin = dir.join(format!("dealledger{}", std::env::consts::EXE_SUFFIX));
-    if !bin.is_file() {
-        return Err(format!(
-            "the dealledger binary is missing ({}): run `cargo build --release` first \
-             (cargo build --release && cargo run --release --example load)",
-            bin.display()
-        ));
-    }
-    let built = fs::metadata(&bin).and_then(|m| m.modified()).ok();
-    let newest = newest_mtime(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
-    if let (Some(built), Some(newest)) = (built, newest) {
-        if newest > built {
-            progress!(
-                "WARNING: {} is older than the newest file in src/; run `cargo build --release` to measure the current code",
-                bin.display()
-            );
-        }
-    }
-    Ok(bin)
-}
-
-fn newest_mtime(dir: &Path) -> Option<SystemTime> {
-    let mut newest = None;
-    for entry in fs::read_dir(dir).ok()?.flatten() {
-        let meta = entry.metadata().ok()?;
-        let t = if meta.is_dir() { newest_mtime(&entry.path()) } else { meta.modified().ok() };
-        newest = newest.max(t);
-    }
-    newest
-}
-
 // ------------------------------------------------------------------ formatting
-
-/// `1234567` → `1,234,567`.
-fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn fmt_secs(s: f64) -> String {
-    if !s.is_finite() {
-        "—".into()
-    } else if s < 1e-3 {
-        format!("{:.0} µs", s * 1e6)
-    } else if s < 1.0 {
-        format!("{:.2} ms", s * 1e3)
-    } else {
-        format!("{s:.2} s")
-    }
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64()
-}
-
-fn day_of(text: &str) -> Option<i32> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().map(|d| d.num_days_from_ce())
-}
-
-fn date_text(days: i32) -> String {
-    NaiveDate::from_num_days_from_ce_opt(days).map_or_else(String::new, |d| d.format("%Y-%m-%d").to_string())
-}
 
 // ------------------------------------------------------------------ CPU accounting
 
@@ -968,8 +885,8 @@ fn measure(setup: &Setup, against: Against, figure: &str, work: Work, conns: usi
         "  {} requests/s, {} events/s, p50 {}, p99 {}, {} errors; CPU % client / server / rest (irq): {}",
         group((m.requests as f64 / m.seconds).round() as u64),
         group((m.events as f64 / m.seconds).round() as u64),
-        fmt_secs(percentile(&m.latencies, 50.0)),
-        fmt_secs(percentile(&m.latencies, 99.0)),
+        fmt_secs(percentile(&secs(&m.latencies), 50.0)),
+        fmt_secs(percentile(&secs(&m.latencies), 99.0)),
         m.errors,
         cpu.text()
     );
@@ -1176,8 +1093,8 @@ fn run(args: &Args, bin: &Path) -> Res<bool> {
             m.conns,
             group(rps.round() as u64),
             if m.events > 0 { group(eps.round() as u64) } else { "—".into() },
-            fmt_secs(percentile(&m.latencies, 50.0)),
-            fmt_secs(percentile(&m.latencies, 99.0)),
+            fmt_secs(percentile(&secs(&m.latencies), 50.0)),
+            fmt_secs(percentile(&secs(&m.latencies), 99.0)),
             m.errors,
             m.cpu.text(),
             target
@@ -1243,4 +1160,9 @@ fn radix36(mut n: u64) -> String {
     }
     out.reverse();
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// Latencies in seconds, for [`percentile`].
+fn secs(latencies: &[Duration]) -> Vec<f64> {
+    latencies.iter().map(Duration::as_secs_f64).collect()
 }
