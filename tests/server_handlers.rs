@@ -249,6 +249,19 @@ async fn query_errors_have_their_status() {
 }
 
 #[tokio::test]
+async fn empty_optional_parameters_count_as_absent() {
+    let api = api(SCENARIO);
+    let plain = api.get("/companies/scale-ai/ownership?as_of=2025-07-01").await.json();
+    let empty = api.get("/companies/scale-ai/ownership?as_of=2025-07-01&known_at=").await;
+    assert_eq!(empty.status, StatusCode::OK, "{}", empty.text);
+    assert_eq!(empty.json(), plain);
+    let today = api.get("/people/alexandr-wang/career?as_of=").await;
+    assert_eq!(today.status, StatusCode::OK, "{}", today.text);
+    let all = api.get("/events?entity=").await;
+    assert_eq!(all.json()["events"].as_array().map(Vec::len), Some(18));
+}
+
+#[tokio::test]
 async fn the_log_pages_and_filters() {
     let api = api(SCENARIO);
     let all = api.get("/events").await.json();
@@ -350,6 +363,12 @@ async fn the_openapi_document_lists_every_route() {
         doc["paths"].as_object().expect("paths").values().map(|p| p.as_object().map_or(0, |m| m.len())).sum();
     assert_eq!(documented, routes.len(), "no undocumented extra operations");
     assert!(doc["components"]["schemas"]["Ownership"].is_object());
+    assert!(doc["paths"]["/events"]["post"]["security"].is_null(), "no token: no security scheme");
+    let guarded = api_with("", &Config { token: Some("t".into()), ..Config::default() });
+    let doc = guarded.get("/openapi.json").await.json();
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert!(doc["paths"]["/query"]["post"]["security"].is_array(), "with a token, POSTs declare it");
+    assert!(doc["paths"]["/health"]["get"]["security"].is_null(), "GETs stay open");
     // Every documented GET route (but the endless stream) is served.
     for (path, method) in routes.iter().filter(|(p, m)| *m == "get" && *p != "/events/stream") {
         let reply = api.get(&path.replace("{id}", "x")).await;

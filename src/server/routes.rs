@@ -79,8 +79,11 @@ fn body_text(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<St
 
 /// `POST /events`: one event, a JSON array, or JSON Lines; all or nothing.
 #[utoipa::path(post, path = "/events", params(AppendParams),
-    request_body(content = String, description = "one event, a JSON array of events, or JSON Lines (application/x-ndjson)",
-        content_type = "application/json"),
+    request_body(description = "one event, a JSON array of events, or JSON Lines",
+        content(
+            (Object = "application/json", example = json!({"type": "company_registered", "effective": "2016-06-01", "company": "scale-ai", "name": "Scale AI"})),
+            (String = "application/x-ndjson"),
+        )),
     responses(
         (status = 201, body = AppendedBody, description = "stored (or already stored: idempotent retry)",
             headers(("dealledger-previous-seq" = u64, description = "the last seq before the append"))),
@@ -114,10 +117,13 @@ pub async fn append(
 #[into_params(parameter_in = Query)]
 pub struct LogParams {
     /// Only events with a higher seq (default 0).
+    #[param(minimum = 0)]
     pub after: Option<u64>,
-    /// At most this many events (default and maximum 10,000).
+    /// At most this many events (default 10,000; more is read as 10,000).
+    #[param(minimum = 0)]
     pub limit: Option<usize>,
     /// Only events that name this company or person.
+    #[param(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub entity: Option<String>,
 }
 
@@ -142,10 +148,16 @@ pub async fn events(
     let limit = params.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE);
     let (events, last_seq) = blocking(move || {
         let last_seq = ledger.last_seq();
-        Ok((ledger.log_page(params.after.unwrap_or(0), limit, params.entity.as_deref())?, last_seq))
+        Ok((ledger.log_page(params.after.unwrap_or(0), limit, given(&params.entity))?, last_seq))
     })
     .await?;
     Ok(Json(LogBody { events, last_seq }))
+}
+
+/// An optional query-string value; an empty one (`?as_of=`) counts as absent,
+/// as HTML forms and many clients send it.
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
 }
 
 /// The two time coordinates of a query, from the query string.
@@ -154,18 +166,22 @@ pub async fn events(
 #[into_params(parameter_in = Query)]
 pub struct AtParams {
     /// Valid time, `YYYY-MM-DD` (default: today, UTC).
+    #[param(format = Date)]
     pub as_of: Option<String>,
     /// What the ledger knew: a seq or an RFC 3339 timestamp (default: everything).
+    #[param(
+        pattern = r"^([0-9]+|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$"
+    )]
     pub known_at: Option<String>,
 }
 
 impl AtParams {
     fn at(&self) -> Result<At> {
-        let as_of = match &self.as_of {
+        let as_of = match given(&self.as_of) {
             Some(text) => Date::parse(text).map_err(|e| Error::BadArgument(format!("as_of: {e}")))?,
             None => Date::today(),
         };
-        let known_at = self.known_at.as_deref().map(KnownAt::parse).transpose()?.unwrap_or_default();
+        let known_at = given(&self.known_at).map(KnownAt::parse).transpose()?.unwrap_or_default();
         Ok(At { as_of, known_at })
     }
 }
@@ -177,7 +193,7 @@ async fn answer(state: AppState, kind: QueryKind, id: String, params: AtParams) 
 }
 
 /// `GET /companies/{id}/ownership`: the cap table.
-#[utoipa::path(get, path = "/companies/{id}/ownership", params(("id" = String, Path, description = "the company"), AtParams),
+#[utoipa::path(get, path = "/companies/{id}/ownership", params(("id" = String, Path, description = "the company", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$"), AtParams),
     responses((status = 200, body = crate::answer::Ownership), (status = 400, body = super::ErrorBody),
         (status = 404, body = super::ErrorBody, description = "unknown company, a person, or not yet existing")))]
 pub async fn ownership(
@@ -189,7 +205,7 @@ pub async fn ownership(
 }
 
 /// `GET /holders/{id}/holdings`: direct and look-through holdings.
-#[utoipa::path(get, path = "/holders/{id}/holdings", params(("id" = String, Path, description = "the company or person"), AtParams),
+#[utoipa::path(get, path = "/holders/{id}/holdings", params(("id" = String, Path, description = "the company or person", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$"), AtParams),
     responses((status = 200, body = crate::answer::Holdings), (status = 400, body = super::ErrorBody),
         (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody, description = "look-through over its bound")))]
 pub async fn holdings(
@@ -201,7 +217,7 @@ pub async fn holdings(
 }
 
 /// `GET /companies/{id}/partnerships`: the active partnerships.
-#[utoipa::path(get, path = "/companies/{id}/partnerships", params(("id" = String, Path, description = "the company"), AtParams),
+#[utoipa::path(get, path = "/companies/{id}/partnerships", params(("id" = String, Path, description = "the company", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$"), AtParams),
     responses((status = 200, body = crate::answer::PartnershipsAnswer), (status = 400, body = super::ErrorBody),
         (status = 404, body = super::ErrorBody)))]
 pub async fn partnerships(
@@ -213,7 +229,7 @@ pub async fn partnerships(
 }
 
 /// `GET /companies/{id}/executives`: who holds which role.
-#[utoipa::path(get, path = "/companies/{id}/executives", params(("id" = String, Path, description = "the company"), AtParams),
+#[utoipa::path(get, path = "/companies/{id}/executives", params(("id" = String, Path, description = "the company", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$"), AtParams),
     responses((status = 200, body = crate::answer::Executives), (status = 400, body = super::ErrorBody),
         (status = 404, body = super::ErrorBody)))]
 pub async fn executives(
@@ -225,7 +241,7 @@ pub async fn executives(
 }
 
 /// `GET /people/{id}/career`: a person's roles, current and past.
-#[utoipa::path(get, path = "/people/{id}/career", params(("id" = String, Path, description = "the person"), AtParams),
+#[utoipa::path(get, path = "/people/{id}/career", params(("id" = String, Path, description = "the person", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$"), AtParams),
     responses((status = 200, body = crate::answer::Career), (status = 400, body = super::ErrorBody),
         (status = 404, body = super::ErrorBody)))]
 pub async fn career(
