@@ -27,7 +27,7 @@ pub struct Query<'a> {
 }
 
 /// Direct holdings of one holder: (company, millionths > 0).
-type DirectHoldings = Vec<(EntityId, u64)>;
+type DirectHoldings = Vec<(EntityId, u64, Date)>;
 
 /// The most chain steps a look-through may walk before it is refused.
 pub const LOOK_THROUGH_LIMIT: usize = 2_000_000;
@@ -145,30 +145,42 @@ impl<'a> Query<'a> {
         }
     }
 
-    /// What `holder` holds directly on the date: (company, millionths > 0), memoized.
+    /// What `holder` holds directly on the date: (company, millionths > 0,
+    /// since), memoized. Folded from the holder's own timeline alone: every
+    /// fact that moves its stake in a company names it as a holder, so the
+    /// cap-table fold of just those facts gives its position (and `since`)
+    /// exactly, without folding each company's whole timeline.
     fn direct_of(&self, holder: &EntityId) -> Result<Rc<DirectHoldings>> {
         if let Some(found) = self.direct.borrow().get(holder) {
             return Ok(Rc::clone(found));
         }
-        let mut targets: Vec<EntityId> = Vec::new();
+        let mut positions: Vec<(EntityId, CapTable)> = Vec::new();
         for fact in self.events_until(holder)? {
             let parties = fact.parties();
             if !parties.iter().any(|(id, part)| *id == holder && *part == Part::Holder) {
                 continue;
             }
-            for (id, part) in parties {
-                if part == Part::Target && !targets.contains(id) {
-                    targets.push(id.clone());
+            for (company, part) in parties {
+                if part != Part::Target {
+                    continue;
                 }
+                let at = match positions.iter().position(|(c, _)| c == company) {
+                    Some(at) => at,
+                    None => {
+                        positions.push((company.clone(), CapTable::default()));
+                        positions.len() - 1
+                    }
+                };
+                let _ = positions[at].1.apply(company, &fact);
             }
         }
-        let mut out = Vec::with_capacity(targets.len());
-        for company in targets {
-            let held = self.cap_table(&company)?.of(holder);
-            if held > 0 {
-                out.push((company, held as u64));
-            }
-        }
+        let out: DirectHoldings = positions
+            .into_iter()
+            .filter_map(|(company, partial)| {
+                let held = partial.holders.get(holder).filter(|h| h.millionths > 0)?;
+                Some((company, held.millionths as u64, held.since))
+            })
+            .collect();
         let out = Rc::new(out);
         self.direct.borrow_mut().insert(holder.clone(), Rc::clone(&out));
         Ok(out)
@@ -182,11 +194,8 @@ impl<'a> Query<'a> {
     pub fn holdings(&self, id: &str) -> Result<Holdings> {
         let (holder, _) = self.entity(id, None)?;
         let mut direct = Vec::new();
-        for (company, millionths) in self.direct_of(&holder)?.iter() {
-            let since = self.cap_table(company)?.holders.get(&holder).map(|h| h.since);
-            if let Some(since) = since {
-                direct.push(DirectRow { company: company.clone(), stake_pct: Pct(*millionths), since });
-            }
+        for (company, millionths, since) in self.direct_of(&holder)?.iter() {
+            direct.push(DirectRow { company: company.clone(), stake_pct: Pct(*millionths), since: *since });
         }
         direct.sort_by(|a, b| b.stake_pct.cmp(&a.stake_pct).then_with(|| a.company.cmp(&b.company)));
         let mut look_through: Vec<LookThroughRow> = self
@@ -209,7 +218,7 @@ impl<'a> Query<'a> {
         let mut stack: Vec<(Rc<DirectHoldings>, usize, u128)> = vec![(self.direct_of(holder)?, 0, ONE)];
         let mut steps = 0usize;
         while let Some(top) = stack.last_mut() {
-            let Some((company, millionths)) = top.0.get(top.1).cloned() else {
+            let Some((company, millionths, _)) = top.0.get(top.1).cloned() else {
                 stack.pop();
                 if let Some(done) = path.pop() {
                     on_path.remove(&done);
