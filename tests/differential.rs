@@ -37,24 +37,10 @@ fn ledger_answer(ledger: &Ledger, cmd: &str, id: &str, as_of: &str, known_at: Op
     ledger.answer(kind, id, At { as_of, known_at }).map_err(|e| e.to_string())
 }
 
-/// `serde_json::Value` equality, except that numbers under `look_through`
-/// are compared within 1e-9.
-fn same(a: &Value, b: &Value, loose: bool) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) if loose => (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-9,
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y, loose)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w, loose || k == "look_through")))
-        }
-        _ => a == b,
-    }
-}
-
 /// Both errors, or the same answer.
 fn agree(model: &Result<Value, String>, ledger: &Result<Value, String>) -> bool {
     match (model, ledger) {
-        (Ok(m), Ok(l)) => same(m, l, false),
+        (Ok(m), Ok(l)) => model::same(m, l, false),
         (Err(_), Err(_)) => true,
         _ => false,
     }
@@ -75,7 +61,7 @@ fn first_diff(a: &Value, b: &Value, path: &str, loose: bool) -> Option<String> {
                 (v, w) => Some(format!("{path}/{k}: model {v:?}, ledger {w:?}")),
             })
         }
-        _ => (!same(a, b, loose)).then(|| format!("{path}: model {a}, ledger {b}")),
+        _ => (!model::same(a, b, loose)).then(|| format!("{path}: model {a}, ledger {b}")),
     }
 }
 

@@ -338,19 +338,6 @@ fn defective(s: Step, model: &Model) -> Value {
 
 // ------------------------------------------------------------------ comparing
 
-/// Equality, with look-through percentages within 1e-9 (as the differential test).
-fn same(a: &Value, b: &Value, loose: bool) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) if loose => (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-9,
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y, loose)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w, loose || k == "look_through")))
-        }
-        _ => a == b,
-    }
-}
-
 /// The model's answer with its error reduced to a category.
 fn model_answer(model: &Model, cmd: &str, id: &str, as_of: &str, k: Option<u64>) -> Result<Value, String> {
     model.answer(cmd, id, as_of, k).map_err(|e| {
@@ -388,7 +375,7 @@ fn compare(ledger: &Ledger, model: &Model, as_of: &str, k: Option<u64>, context:
             let want = model_answer(model, cmd, id, as_of, k);
             let got = ledger_answer(ledger, cmd, id, as_of, k);
             let agree = match (&want, &got) {
-                (Ok(w), Ok(g)) => same(w, g, false),
+                (Ok(w), Ok(g)) => model::same(w, g, false),
                 (w, g) => w == g,
             };
             prop_assert!(

@@ -643,3 +643,21 @@ pub fn pct_json(m: u64) -> Value {
         json!(t.parse::<f64>().unwrap())
     }
 }
+
+/// `serde_json::Value` equality, except that numbers under `look_through`
+/// (sums of products of stakes, computed in floating point by the model) are
+/// compared within 1e-9.
+pub fn same(a: &Value, b: &Value, loose: bool) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) if loose => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => (x - y).abs() < 1e-9,
+            _ => false,
+        },
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y, loose)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w, loose || k == "look_through")))
+        }
+        _ => a == b,
+    }
+}
