@@ -171,8 +171,29 @@ impl Default for Options {
 /// An open ledger.
 pub struct Ledger {
     store: Store,
-    writer: Mutex<()>,
+    /// The writer lock, holding the log's tail as the last append left it
+    /// (`None`: read it from the log), so an append does not decode the last
+    /// log block again.
+    writer: Mutex<Option<Tail>>,
     visible: AtomicU64,
+}
+
+/// What an append needs of the last stored record.
+#[derive(Clone, Copy)]
+struct Tail {
+    seq: u64,
+    hash: [u8; 32],
+    recorded_at: Timestamp,
+}
+
+impl Tail {
+    /// The tail of the log as stored (seq 0 and zeros when empty).
+    fn read(store: &Store) -> Result<Self> {
+        Ok(store.last_record()?.map_or(
+            Tail { seq: 0, hash: [0; 32], recorded_at: Timestamp::from_nanos(i64::MIN) },
+            |r| Tail { seq: r.seq, hash: r.hash, recorded_at: r.recorded_at },
+        ))
+    }
 }
 
 impl Ledger {
@@ -202,7 +223,7 @@ impl Ledger {
     }
 
     fn from_store(store: Store) -> Result<Self> {
-        let ledger = Self { store, writer: Mutex::new(()), visible: AtomicU64::new(0) };
+        let ledger = Self { store, writer: Mutex::new(None), visible: AtomicU64::new(0) };
         if !ledger.store.derived_current()? {
             ledger.store.clear_derived()?;
         }
@@ -254,7 +275,7 @@ impl Ledger {
         Ok(head)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Tail>> {
         self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -353,9 +374,32 @@ impl Ledger {
         expected_last_seq: Option<u64>,
         observe: &dyn Fn(Phase),
     ) -> Result<Receipt> {
-        let _guard = self.lock();
-        let last = self.store.last_record()?;
-        let head = last.as_ref().map_or(0, |r| r.seq);
+        let mut guard = self.lock();
+        let tail = match *guard {
+            Some(tail) => tail,
+            None => Tail::read(&self.store)?,
+        };
+        let outcome = self.append_after(tail, items, expected_last_seq, observe);
+        // Keep the tail cached unless a write may have failed half-way: a
+        // refusal stored nothing; anything else reads the log's tail again.
+        *guard = match &outcome {
+            Ok((_, new_tail)) => Some(*new_tail),
+            Err(Error::Refused { .. } | Error::SeqConflict { .. }) => Some(tail),
+            Err(_) => None,
+        };
+        outcome.map(|(receipt, _)| receipt)
+    }
+
+    /// [`Ledger::append_checked`] under the writer lock, after `tail`;
+    /// returns the receipt and the new tail.
+    fn append_after(
+        &self,
+        tail: Tail,
+        items: Vec<(Origin, Draft)>,
+        expected_last_seq: Option<u64>,
+        observe: &dyn Fn(Phase),
+    ) -> Result<(Receipt, Tail)> {
+        let head = tail.seq;
         lost_records(head, self.store.indexed()?)?;
         if let Some(expected) = expected_last_seq.filter(|e| *e != head) {
             return Err(Error::SeqConflict { expected, actual: head });
@@ -365,8 +409,8 @@ impl Ledger {
             // before validating anything against the index.
             self.catch_up()?;
         }
-        let head_hash = last.as_ref().map_or([0; 32], |r| r.hash);
-        let mut last_time = last.map_or(Timestamp::from_nanos(i64::MIN), |r| r.recorded_at);
+        let head_hash = tail.hash;
+        let mut last_time = tail.recorded_at;
         let mut answers = Vec::with_capacity(items.len());
         let mut records: Vec<StoredEvent> = Vec::with_capacity(items.len());
         let mut origins = Vec::with_capacity(items.len());
@@ -402,7 +446,8 @@ impl Ledger {
         }
         drop(canonical);
         self.commit(&records, &origins, observe)?;
-        Ok(Receipt { appended: answers, previous_seq: head, last_seq: head + records.len() as u64 })
+        let new_tail = records.last().map_or(tail, |r| Tail { seq: r.seq, hash: r.hash, recorded_at: r.recorded_at });
+        Ok((Receipt { appended: answers, previous_seq: head, last_seq: new_tail.seq }, new_tail))
     }
 
     /// Rule 8: an id already stored (or earlier in the batch) is a no-op retry
@@ -764,7 +809,8 @@ impl Ledger {
     /// # Errors
     /// [`Error::Import`] naming the line, [`Error::Refused`], storage errors.
     pub fn import(&self, input: &mut dyn BufRead) -> Result<u64> {
-        let _guard = self.lock();
+        let mut guard = self.lock();
+        *guard = None; // the log's tail moves under the cache
         if self.store.head()?.0 != 0 {
             return Err(Error::Import("the ledger is not empty (import restores into an empty ledger)".into()));
         }

@@ -11,12 +11,19 @@ use std::thread;
 /// Below this many items a single thread is faster than spawning.
 const MIN_PARALLEL: usize = 2_048;
 
+/// The threads to use: the cores available, at most 8 (asked once: the
+/// standard library reads cgroup files to answer).
+fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| thread::available_parallelism().map_or(1, NonZeroUsize::get).min(8))
+}
+
 /// Maps `f` over `items` on all cores, keeping the order.
 pub fn map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
-    let threads = thread::available_parallelism().map_or(1, NonZeroUsize::get).min(8);
-    if threads < 2 || items.len() < MIN_PARALLEL {
+    if items.len() < MIN_PARALLEL || threads() < 2 {
         return items.iter().map(f).collect();
     }
+    let threads = threads();
     let chunk = items.len().div_ceil(threads);
     thread::scope(|scope| {
         let handles: Vec<_> =

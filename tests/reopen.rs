@@ -370,3 +370,28 @@ fn reopen_right_after_drop_is_not_locked_out() {
         "Ledger::open right after dropping the previous Ledger was refused as Locked in rounds {refused:?}"
     );
 }
+
+#[test]
+fn the_chain_continues_across_refusals_conflicts_and_reopens() {
+    // The writer keeps the log's tail in memory between appends: a refused
+    // append, a seq conflict and a reopen must all leave it right.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let company = |slug: &str| {
+        format!(r#"{{"type":"company_registered","effective":"2020-01-01","company":"{slug}","name":"{slug}"}}"#)
+    };
+    {
+        let ledger = Ledger::open_or_create(&path).expect("open");
+        ledger.append_text(&company("alpha")).expect("append");
+        assert!(matches!(ledger.append_text(&company("alpha")), Err(Error::Refused { .. })));
+        let items = dealledger::parse_input(&company("beta")).expect("parse");
+        assert!(matches!(ledger.append_checked(items, Some(7), &|_| {}), Err(Error::SeqConflict { .. })));
+        ledger.append_text(&company("beta")).expect("append after a refusal and a conflict");
+    }
+    let ledger = reopen(&path);
+    ledger.append_text(&company("gamma")).expect("append after reopen");
+    assert_eq!(ledger.verify().expect("the chain is whole").last_seq, 3);
+    let mut seqs = Vec::new();
+    ledger.log(None, |line| Ok(seqs.push(line["seq"].as_u64().unwrap_or(0)))).expect("log");
+    assert_eq!(seqs, [1, 2, 3]);
+}

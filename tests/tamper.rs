@@ -61,7 +61,7 @@ fn a_missing_block_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     ledger_with_story(dir.path());
     {
-        let db = sled::open(dir.path().join("db").join("log")).expect("sled");
+        let db = common::damage::open_sled(&dir.path().join("db").join("log"));
         db.open_tree("log").expect("log").remove(7u64.to_be_bytes()).expect("remove").expect("the middle block");
         db.flush().expect("flush");
     }
@@ -98,7 +98,7 @@ fn an_index_behind_its_contents_catches_up_without_duplicates() {
         (ledger.ownership("scale-ai", at).expect("ownership"), ledger.career("alexandr-wang", at).expect("career"))
     };
     {
-        let db = sled::open(dir.path().join("db").join("index")).expect("sled");
+        let db = common::damage::open_sled(&dir.path().join("db").join("index"));
         db.open_tree("meta").expect("meta").insert("indexed", &3u64.to_be_bytes()).expect("write");
         db.flush().expect("flush");
     }

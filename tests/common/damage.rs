@@ -22,7 +22,7 @@ pub fn ledger_with_story(dir: &Path) {
 
 /// Rewrites the record at `seq` of `<dir>/db` with `change`, behind the ledger's back.
 pub fn tamper(dir: &Path, seq: u64, change: impl FnOnce(&mut Vec<u8>)) {
-    let db = sled::open(dir.join("db").join("log")).expect("sled");
+    let db = open_sled(&dir.join("db").join("log"));
     let log = db.open_tree("log").expect("log tree");
     let (key, block) = log.range(..=seq.to_be_bytes()).next_back().expect("a block").expect("read");
     let first = u64::from_be_bytes(key.as_ref().try_into().expect("8-byte key"));
@@ -34,7 +34,7 @@ pub fn tamper(dir: &Path, seq: u64, change: impl FnOnce(&mut Vec<u8>)) {
 
 /// Rewrites the block holding `seq` whole, behind the ledger's back.
 pub fn tamper_block(dir: &Path, seq: u64, change: impl FnOnce(&mut Vec<u8>)) {
-    let db = sled::open(dir.join("db").join("log")).expect("sled");
+    let db = open_sled(&dir.join("db").join("log"));
     let log = db.open_tree("log").expect("log tree");
     let (key, block) = log.range(..=seq.to_be_bytes()).next_back().expect("a block").expect("read");
     let mut bytes = block.to_vec();
@@ -62,4 +62,20 @@ pub fn chain_hash(rec: &StoredEvent) -> [u8; 32] {
     h.update(rec.prev_hash);
     h.update(format!("{canonical}}}").as_bytes());
     h.finalize().into()
+}
+
+/// Opens a sled database behind the ledger's back, waiting up to five
+/// seconds for the lock: sled 0.34 releases it from a background thread
+/// after a `Db` of this process is dropped (slow on a loaded machine).
+pub fn open_sled(path: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot open {}: {e}", path.display()),
+        }
+    }
 }
