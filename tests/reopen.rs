@@ -392,6 +392,11 @@ fn the_chain_continues_across_refusals_conflicts_and_reopens() {
     ledger.append_text(&company("gamma")).expect("append after reopen");
     assert_eq!(ledger.verify().expect("the chain is whole").last_seq, 3);
     let mut seqs = Vec::new();
-    ledger.log(None, |line| Ok(seqs.push(line["seq"].as_u64().unwrap_or(0)))).expect("log");
+    ledger
+        .log(None, |line| {
+            seqs.push(line["seq"].as_u64().unwrap_or(0));
+            Ok(())
+        })
+        .expect("log");
     assert_eq!(seqs, [1, 2, 3]);
 }
