@@ -135,7 +135,7 @@ pub fn block_prefix(bytes: &[u8]) -> (Vec<&[u8]>, Option<DecodeError>) {
 
 /// The format version of derived index values (timelines). A derived value
 /// of another version is not an error: the index is rebuilt from the log.
-pub const DERIVED_VERSION: u8 = 4;
+pub const DERIVED_VERSION: u8 = 5;
 
 /// The fixed-size header of one fact in an encoded timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,14 +148,17 @@ pub struct FactHeader {
     pub retracted_by: u64,
     /// Where the fact's body ends, from the start of the bodies.
     pub end: u32,
+    /// Which folds read the fact (`timeline::Topics` bits).
+    pub topics: u8,
 }
 
-const FACT_HEADER: usize = 4 + 8 + 8 + 4;
+const FACT_HEADER: usize = 4 + 8 + 8 + 4 + 1;
 
 /// Encodes a timeline: `[DERIVED_VERSION][count u32]`, then a fixed-size
-/// header per fact (effective, seq, retracted_by, body end), then the bincode
-/// bodies `(event, announcement)`. Headers let a query read the dates and
-/// retractions of every fact and decode only the facts it folds.
+/// header per fact (effective i32, seq u64, retracted_by u64, body end u32,
+/// topics u8; little-endian), then the bincode bodies `(event,
+/// announcement)`. Headers let a query read the dates, retractions and
+/// topics of every fact and decode only the facts it folds.
 pub fn encode_timeline(facts: &[std::rc::Rc<crate::timeline::Fact>]) -> Vec<u8> {
     let mut bodies = Vec::with_capacity(facts.len() * 64);
     let mut out = Vec::with_capacity(5 + facts.len() * (FACT_HEADER + 64));
@@ -174,6 +177,7 @@ pub fn encode_timeline(facts: &[std::rc::Rc<crate::timeline::Fact>]) -> Vec<u8> 
         out.extend_from_slice(&fact.seq.to_le_bytes());
         out.extend_from_slice(&fact.retracted_by.unwrap_or(u64::MAX).to_le_bytes());
         out.extend_from_slice(&(bodies.len() as u32).to_le_bytes());
+        out.push(crate::timeline::Topics::of(&fact.event).bits());
     }
     out.extend_from_slice(&bodies);
     out
@@ -198,6 +202,7 @@ pub fn timeline_headers(bytes: &[u8]) -> Result<(Vec<FactHeader>, usize), Decode
             seq: u64::from_le_bytes([h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11]]),
             retracted_by: u64::from_le_bytes([h[12], h[13], h[14], h[15], h[16], h[17], h[18], h[19]]),
             end: u32::from_le_bytes([h[20], h[21], h[22], h[23]]),
+            topics: h[24],
         })
         .collect();
     Ok((headers, 1 + 4 + table.len()))

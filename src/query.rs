@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::event::{Kind, Part};
 use crate::projection::{name_set_by, CapTable, Partnerships, Roles};
 use crate::store::Ns;
-use crate::timeline::{Fact, Registration, View};
+use crate::timeline::{Fact, Registration, Topics, View};
 use crate::value::{Date, EntityId, WHOLE};
 
 /// One as-of query context over a view.
@@ -51,7 +51,9 @@ impl<'a> Query<'a> {
         let expected_name = expected.map_or("company or person", Kind::name);
         let unknown = || Error::UnknownEntity { id: id.to_owned(), expected: expected_name };
         let slug = EntityId::parse(id).map_err(|_| unknown())?;
-        let reg = self.view.registration(&slug)?.ok_or_else(unknown)?;
+        // From the entity's own timeline: every answer folds it next, and the
+        // view keeps what it read.
+        let reg = self.view.registration_in(Ns::Entity, &slug)?.ok_or_else(unknown)?;
         if let Some(kind) = expected.filter(|k| *k != reg.kind) {
             return Err(Error::WrongKind { id: id.to_owned(), expected: kind.name(), found: reg.kind.name() });
         }
@@ -61,9 +63,10 @@ impl<'a> Query<'a> {
         Ok((slug, reg))
     }
 
-    /// The facts of an entity's timeline effective on or before `as_of`.
-    fn events_until(&self, slug: &EntityId) -> Result<Vec<Rc<Fact>>> {
-        self.view.facts_until(Ns::Entity, slug, Some(self.as_of))
+    /// The facts of an entity's timeline effective on or before `as_of`
+    /// that have one of `topics`.
+    fn events_until(&self, slug: &EntityId, topics: Topics) -> Result<Vec<Rc<Fact>>> {
+        self.view.facts_of(Ns::Entity, slug, Some(self.as_of), topics)
     }
 
     /// The cap table of a company as of the date (memoized).
@@ -72,7 +75,7 @@ impl<'a> Query<'a> {
             return Ok(Rc::clone(cap));
         }
         let mut cap = CapTable::default();
-        for fact in self.events_until(company)? {
+        for fact in self.events_until(company, Topics::STAKE)? {
             let _ = cap.apply(company, &fact);
         }
         let cap = Rc::new(cap);
@@ -86,8 +89,8 @@ impl<'a> Query<'a> {
     /// Unknown id, not a company, not existing yet, or a storage failure.
     pub fn ownership(&self, id: &str) -> Result<Ownership> {
         let (company, reg) = self.entity(id, Some(Kind::Company))?;
-        let events = self.events_until(&company)?;
-        let name = events.iter().rev().find_map(|r| name_set_by(r)).map_or(reg.name, str::to_owned);
+        let names = self.events_until(&company, Topics::NAME)?;
+        let name = names.iter().rev().find_map(|r| name_set_by(r)).map_or(reg.name, str::to_owned);
         let cap = self.cap_table(&company)?;
         let mut holders: Vec<HolderRow> = cap
             .holders
@@ -155,7 +158,7 @@ impl<'a> Query<'a> {
             return Ok(Rc::clone(found));
         }
         let mut positions: Vec<(EntityId, CapTable)> = Vec::new();
-        for fact in self.events_until(holder)? {
+        for fact in self.events_until(holder, Topics::STAKE)? {
             let parties = fact.parties();
             if !parties.iter().any(|(id, part)| *id == holder && *part == Part::Holder) {
                 continue;
@@ -255,7 +258,7 @@ impl<'a> Query<'a> {
     pub fn partnerships(&self, id: &str) -> Result<PartnershipsAnswer> {
         let (company, _) = self.entity(id, Some(Kind::Company))?;
         let mut state = Partnerships::default();
-        for rec in self.events_until(&company)? {
+        for rec in self.events_until(&company, Topics::PARTNER)? {
             let _ = state.apply(&company, &rec);
         }
         let partnerships = state
@@ -270,7 +273,7 @@ impl<'a> Query<'a> {
     /// Folds the role events of an entity's timeline up to the date.
     fn roles_of(&self, slug: &EntityId) -> Result<Roles> {
         let mut roles = Roles::default();
-        for rec in self.events_until(slug)? {
+        for rec in self.events_until(slug, Topics::ROLE)? {
             let _ = roles.apply(&rec);
         }
         Ok(roles)

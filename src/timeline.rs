@@ -99,6 +99,69 @@ impl Fact {
     }
 }
 
+/// Which folds read a fact, as bits. Each fact's header in a stored
+/// timeline carries them, so a query decodes only the facts its fold reads
+/// (an ownership answer skips a company's partnership and role events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Topics(u8);
+
+impl Topics {
+    /// Registrations and renames: what names and kinds an entity.
+    pub const NAME: Topics = Topics(1);
+    /// Stakes and deals: what the cap-table fold reads.
+    pub const STAKE: Topics = Topics(2);
+    /// Partnerships.
+    pub const PARTNER: Topics = Topics(4);
+    /// Executive roles.
+    pub const ROLE: Topics = Topics(8);
+    /// Every fact.
+    pub const ALL: Topics = Topics(u8::MAX);
+
+    /// The topics of an event (a retraction has none: it has no fact).
+    pub fn of(event: &Event) -> Topics {
+        match event {
+            Event::CompanyRegistered { .. } | Event::CompanyRenamed { .. } | Event::PersonRegistered { .. } => {
+                Topics::NAME
+            }
+            Event::Acquisition { .. }
+            | Event::DealAnnounced { .. }
+            | Event::DealCompleted { .. }
+            | Event::DealTerminated { .. }
+            | Event::StakeSold { .. } => Topics::STAKE,
+            Event::PartnershipFormed { .. } | Event::PartnershipContinued { .. } | Event::PartnershipEnded { .. } => {
+                Topics::PARTNER
+            }
+            Event::ExecutiveAppointed { .. } | Event::ExecutiveDeparted { .. } | Event::ExecutiveMoved { .. } => {
+                Topics::ROLE
+            }
+            Event::Retraction { .. } => Topics(0),
+        }
+    }
+
+    /// The bits, as stored.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Topics from stored bits.
+    pub fn from_bits(bits: u8) -> Topics {
+        Topics(bits)
+    }
+
+    /// Whether the two share a topic.
+    pub fn meets(self, other: Topics) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl std::ops::BitOr for Topics {
+    type Output = Topics;
+
+    fn bitor(self, other: Topics) -> Topics {
+        Topics(self.0 | other.0)
+    }
+}
+
 /// The fact of a record, given the announcement it closes (if it closes a deal).
 /// A retraction has no fact: it acts through `retracted_by`.
 pub fn fact_of(rec: &StoredEvent, announcement: Option<Event>) -> Option<Fact> {
@@ -200,20 +263,36 @@ impl<'a> View<'a> {
     /// # Errors
     /// [`crate::Error::Storage`] / [`crate::Error::Corrupt`] on a read failure.
     pub fn facts(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Rc<Fact>>> {
-        self.facts_until(ns, slug, None)
+        self.facts_of(ns, slug, None, Topics::ALL)
     }
 
-    /// The facts of a timeline that count in this view and are effective on
-    /// or before `until` (all when `None`), in fold order. Only those facts
-    /// are decoded.
+    /// The facts of a timeline that count in this view, are effective on or
+    /// before `until` (all when `None`) and have one of `topics`, in fold
+    /// order. Only those facts are decoded.
     ///
     /// # Errors
     /// [`crate::Error::Storage`] / [`crate::Error::Corrupt`] on a read failure.
-    pub fn facts_until(&self, ns: Ns, slug: &EntityId, until: Option<Date>) -> Result<Vec<Rc<Fact>>> {
+    pub fn facts_of(&self, ns: Ns, slug: &EntityId, until: Option<Date>, topics: Topics) -> Result<Vec<Rc<Fact>>> {
         let Some(lazy) = self.stored(ns, slug)? else { return Ok(Vec::new()) };
         let end = until.map_or(lazy.headers.len(), |d| lazy.headers.partition_point(|h| h.effective <= d.days()));
-        let known = |h: &FactHeader| h.seq <= self.upto && (h.retracted_by == u64::MAX || h.retracted_by > self.upto);
-        (0..end).filter(|i| known(&lazy.headers[*i])).map(|i| lazy.fact(slug, i)).collect()
+        let wanted = |h: &FactHeader| {
+            Topics::from_bits(h.topics).meets(topics)
+                && h.seq <= self.upto
+                && (h.retracted_by == u64::MAX || h.retracted_by > self.upto)
+        };
+        (0..end).filter(|i| wanted(&lazy.headers[*i])).map(|i| lazy.fact(slug, i)).collect()
+    }
+
+    /// The registration of an entity that counts in this view, read from
+    /// one of its timelines: `Ns::Name` (a small value) when nothing else of
+    /// the entity is needed, `Ns::Entity` when the caller folds that anyway
+    /// (the view keeps what it read, so the timeline is read once).
+    ///
+    /// # Errors
+    /// [`crate::Error::Storage`] / [`crate::Error::Corrupt`] on a read failure.
+    pub fn registration_in(&self, ns: Ns, slug: &EntityId) -> Result<Option<Registration>> {
+        let names = self.facts_of(ns, slug, None, Topics::NAME)?;
+        Ok(names.iter().filter_map(|f| Registration::of(f)).min_by_key(|r| r.seq))
     }
 
     /// The registration of an entity that counts in this view (the earliest by seq).
@@ -221,7 +300,7 @@ impl<'a> View<'a> {
     /// # Errors
     /// [`crate::Error::Storage`] / [`crate::Error::Corrupt`] on a read failure.
     pub fn registration(&self, slug: &EntityId) -> Result<Option<Registration>> {
-        Ok(self.facts(Ns::Name, slug)?.iter().filter_map(|f| Registration::of(f)).min_by_key(|r| r.seq))
+        self.registration_in(Ns::Name, slug)
     }
 
     /// The announcement of a deal that counts in this view.
