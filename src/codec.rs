@@ -276,6 +276,9 @@ mod tests {
             [&rec, &other].into_iter().filter_map(|r| crate::timeline::fact_of(r, None)).map(Rc::new).collect();
         let encoded = encode_timeline(&facts);
         let (headers, start) = timeline_headers(&encoded).expect("headers");
+        let topics: Vec<u8> = headers.iter().map(|h| h.topics).collect();
+        let expected = [crate::timeline::Topics::STAKE.bits(), crate::timeline::Topics::NAME.bits()];
+        assert_eq!(topics, expected, "each header names the folds that read its fact");
         let mut kept: Vec<Rc<crate::timeline::Fact>> = (0..headers.len())
             .map(|i| timeline_fact(&encoded, &headers, start, i, true).map(Rc::new).expect("fact"))
             .collect();
