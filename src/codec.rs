@@ -135,7 +135,7 @@ pub fn block_prefix(bytes: &[u8]) -> (Vec<&[u8]>, Option<DecodeError>) {
 
 /// The format version of derived index values (timelines). A derived value
 /// of another version is not an error: the index is rebuilt from the log.
-pub const DERIVED_VERSION: u8 = 5;
+pub const DERIVED_VERSION: u8 = 6;
 
 /// The fixed-size header of one fact in an encoded timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

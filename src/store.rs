@@ -13,9 +13,12 @@
 //! Key layout (all integers big-endian, fixed width, built only here):
 //! * `log`: `first seq u64` → a block of consecutive records (see
 //!   `codec::encode_block`); one append writes whole blocks, never extends one.
-//! * `ids`: `bucket u16` → sorted entries `uuid [16] | seq u64`; the bucket is
-//!   the last 12 bits of the uuid (random in v4 and v7 ids), so a bulk load
-//!   writes at most 4,096 values and a look-up is one read and a binary search.
+//! * `ids`: `bucket u16 | first seq u64` → a run of entries `uuid [16] | seq
+//!   u64` sorted by uuid; the bucket is the last 12 bits of the uuid (random
+//!   in v4 and v7 ids), so a bulk load writes at most 4,096 values. Each
+//!   bucket holds a few runs of geometrically growing sizes (see
+//!   `Store::write_ids`): an append rewrites small runs only, and a look-up
+//!   is a short prefix scan and a binary search per run.
 //! * `timeline`: `ns u8 | slug` → the timeline's facts in fold order (see
 //!   `timeline::Fact`, encoded by `codec::encode_timeline`); `ns` is `e` for an
 //!   entity, `d` for a deal, `n` for an entity's registrations alone. One read
@@ -109,6 +112,19 @@ const ID_ENTRY: usize = 24;
 fn id_bucket(id: &Uuid) -> u16 {
     let b = id.as_bytes();
     u16::from_be_bytes([b[14], b[15]]) & 0x0fff
+}
+
+/// The key of a run of ids: its bucket, then its smallest seq.
+fn run_key(bucket: u16, first: u64) -> [u8; 10] {
+    let mut key = [0u8; 10];
+    key[..2].copy_from_slice(&bucket.to_be_bytes());
+    key[2..].copy_from_slice(&first.to_be_bytes());
+    key
+}
+
+/// The seq of an ids entry.
+fn entry_seq(entry: &[u8; ID_ENTRY]) -> u64 {
+    seq_of_bytes(&entry[16..]).unwrap_or(0)
 }
 
 fn id_entry(id: &Uuid, seq: u64) -> [u8; ID_ENTRY] {
@@ -379,22 +395,7 @@ impl Store {
         timelines: &HashMap<(Ns, EntityId), Vec<Rc<Fact>>>,
         merge_ids: bool,
     ) -> Result<()> {
-        let mut by_bucket: HashMap<u16, Vec<[u8; ID_ENTRY]>> = HashMap::new();
-        for (id, seq) in ids {
-            by_bucket.entry(id_bucket(id)).or_default().push(id_entry(id, *seq));
-        }
-        // Derived values need no atomicity (the watermark covers them), so they
-        // go in modest batches: sled's memory grows with a batch's length.
-        let mut values: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(by_bucket.len());
-        for (bucket, mut entries) in by_bucket {
-            if let Some(stored) = self.ids.get(bucket.to_be_bytes())?.filter(|_| merge_ids) {
-                entries.extend(stored.chunks_exact(ID_ENTRY).filter_map(|c| <[u8; ID_ENTRY]>::try_from(c).ok()));
-            }
-            entries.sort_unstable();
-            entries.dedup();
-            values.push((bucket.to_be_bytes().to_vec(), entries.concat()));
-        }
-        insert_in_batches(&self.ids, values)?;
+        self.write_ids(ids, merge_ids)?;
         let values =
             timelines.iter().map(|((ns, slug), facts)| (timeline_key(*ns, slug), codec::encode_timeline(facts)));
         insert_in_batches(&self.timeline, values)?;
@@ -430,9 +431,60 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] on a read failure.
     pub fn seq_of_id(&self, id: &Uuid) -> Result<Option<u64>> {
-        let Some(bucket) = self.ids.get(id_bucket(id).to_be_bytes())? else { return Ok(None) };
-        let entries: Vec<&[u8]> = bucket.chunks_exact(ID_ENTRY).collect();
-        Ok(entries.binary_search_by(|e| e[..16].cmp(id.as_bytes())).ok().and_then(|i| seq_of_bytes(&entries[i][16..])))
+        for run in self.ids.scan_prefix(id_bucket(id).to_be_bytes()).values() {
+            let run = run?;
+            let entries: Vec<&[u8]> = run.chunks_exact(ID_ENTRY).collect();
+            if let Ok(i) = entries.binary_search_by(|e| e[..16].cmp(id.as_bytes())) {
+                return Ok(seq_of_bytes(&entries[i][16..]));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adds ids to their buckets as sorted runs. A bucket is a short list
+    /// of runs whose sizes grow geometrically, oldest first: new entries
+    /// make a run that absorbs each newer run of at most twice its size (a
+    /// binary counter), so an append rewrites a few small runs, never the
+    /// whole bucket, and a look-up searches O(log n) runs. Without `merge`
+    /// (a rebuild from the log), each bucket is replaced by one run.
+    fn write_ids(&self, ids: &[(Uuid, u64)], merge: bool) -> Result<()> {
+        let mut by_bucket: HashMap<u16, Vec<[u8; ID_ENTRY]>> = HashMap::new();
+        for (id, seq) in ids {
+            by_bucket.entry(id_bucket(id)).or_default().push(id_entry(id, *seq));
+        }
+        // A bucket's merged run and the removal of the runs it absorbed go in
+        // one (atomic) sled batch: a crash must not lose entries below the
+        // watermark. Buckets go in modest batches: sled's memory grows with a
+        // batch's length.
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for (bucket, mut run) in by_bucket {
+            let mut first = run.iter().map(entry_seq).min().unwrap_or(0);
+            let mut absorbed = Vec::new();
+            for stored in self.ids.scan_prefix(bucket.to_be_bytes()).rev() {
+                let (key, value) = stored?;
+                if merge && value.len() / ID_ENTRY > 2 * run.len() {
+                    break;
+                }
+                run.extend(value.chunks_exact(ID_ENTRY).filter_map(|c| <[u8; ID_ENTRY]>::try_from(c).ok()));
+                first = first.min(key.get(2..).and_then(seq_of_bytes).unwrap_or(0));
+                absorbed.push(key);
+            }
+            run.sort_unstable();
+            run.dedup();
+            let key = run_key(bucket, first);
+            for old in absorbed.iter().filter(|k| k.as_ref() != key) {
+                batch.remove(old);
+            }
+            batch.insert(&key, run.concat());
+            in_batch += 1;
+            if in_batch == 1_024 {
+                self.ids.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
+        }
+        self.ids.apply_batch(batch)?;
+        Ok(())
     }
 
     /// The seq of the retraction of `seq`, if any.
@@ -557,4 +609,42 @@ fn decode_at(seq: u64, bytes: &[u8]) -> Result<StoredEvent> {
         return Err(Error::Corrupt { seq, detail: format!("record claims seq {}", rec.seq) });
     }
     Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids that all fall in bucket 7.
+    fn id_in_bucket_7(n: u64) -> Uuid {
+        Uuid::from_u128((u128::from(n) << 64) | 0x0007)
+    }
+
+    fn runs_of(store: &Store, bucket: u16) -> Vec<usize> {
+        store.ids.scan_prefix(bucket.to_be_bytes()).values().map(|v| v.map_or(0, |v| v.len() / ID_ENTRY)).collect()
+    }
+
+    #[test]
+    fn ids_of_many_small_appends_stay_in_few_runs_and_all_resolve() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db"), true, 1 << 20).expect("open");
+        let none = HashMap::new();
+        for seq in 1..=1_000u64 {
+            store.write_index(&[(id_in_bucket_7(seq), seq)], &none, true).expect("write");
+            let runs = runs_of(&store, 7);
+            assert_eq!(runs.iter().sum::<usize>(), seq as usize, "no entry lost or doubled after seq {seq}");
+            assert!(runs.len() <= 2 * (64 - seq.leading_zeros() as usize), "{} runs after {seq} appends", runs.len());
+        }
+        for seq in 1..=1_000u64 {
+            assert_eq!(store.seq_of_id(&id_in_bucket_7(seq)).expect("read"), Some(seq));
+        }
+        assert_eq!(store.seq_of_id(&id_in_bucket_7(1_001)).expect("read"), None);
+        // Indexing a record again (after a crash before the watermark) may
+        // leave a copy in a newer run until a merge; it resolves the same.
+        store.write_index(&[(id_in_bucket_7(1_000), 1_000)], &none, true).expect("write");
+        assert_eq!(store.seq_of_id(&id_in_bucket_7(1_000)).expect("read"), Some(1_000));
+        // A rebuild leaves one run per bucket.
+        store.write_index(&[(id_in_bucket_7(5), 5)], &none, false).expect("rebuild");
+        assert_eq!(runs_of(&store, 7), vec![1_000]);
+    }
 }
