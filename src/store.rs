@@ -176,8 +176,14 @@ impl Store {
         if !create && !exists {
             return Err(Error::NoLedger(path.to_path_buf()));
         }
-        let log_db = open_sled(path, &log_dir, Some(500), LOG_CACHE_BYTES)?;
-        let index_db = open_sled(path, &index_dir, Some(INDEX_FLUSH_MS), cache_bytes)?;
+        // The two databases open on two threads: sled's open reads its
+        // snapshot and segment table, most of a cold query's time.
+        let (log_db, index_db) = std::thread::scope(|scope| {
+            let index = scope.spawn(|| open_sled(path, &index_dir, Some(INDEX_FLUSH_MS), cache_bytes));
+            let log = open_sled(path, &log_dir, Some(500), LOG_CACHE_BYTES);
+            (log, index.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        let (log_db, index_db) = (log_db?, index_db?);
         let data_file = File::open(log_dir.join("db")).map_err(|e| cannot_open(access_hint(&e)))?;
         Ok(Self {
             failed_write: std::sync::atomic::AtomicBool::new(false),
