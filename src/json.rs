@@ -568,19 +568,27 @@ pub fn canonical_object(rec: &StoredEvent) -> Map<String, Value> {
 /// every append's hashing).
 pub fn canonical_bytes(rec: &StoredEvent) -> Vec<u8> {
     let mut out = Vec::with_capacity(320);
+    write_canonical(rec, &mut out);
+    out
+}
+
+/// Appends the canonical bytes of a record to `out` (see [`canonical_bytes`]),
+/// so that a caller rendering many records reuses one buffer.
+pub fn write_canonical(rec: &StoredEvent, out: &mut Vec<u8>) {
+    let mut first = true;
     let mut put = |key: &'static str, field: Field<'_>| {
-        out.push(if out.is_empty() { b'{' } else { b',' });
+        out.push(if first { b'{' } else { b',' });
+        first = false;
         out.push(b'"');
         out.extend_from_slice(key.as_bytes());
         out.extend_from_slice(b"\":");
-        field.write(&mut out);
+        field.write(out);
     };
     put("seq", Field::U64(rec.seq));
     put("id", Field::Str(rec.id.hyphenated().encode_lower(&mut Uuid::encode_buffer())));
     put("recorded_at", Field::Str(&rec.recorded_at.to_string()));
     visit_input_fields(rec.effective, rec.source.as_deref(), rec.note.as_deref(), &rec.event, &mut put);
     out.push(b'}');
-    out
 }
 
 /// The record as one export line: the canonical object with `hash` last, so
