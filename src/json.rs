@@ -555,7 +555,9 @@ impl Field<'_> {
 /// Writes a JSON string with serde_json's escaping (which escapes only
 /// control characters, `"` and `\`).
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    // A fold without an early exit, so that it runs on whole vectors of bytes.
+    let plain = !s.bytes().fold(false, |escape, b| escape | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    if plain {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());

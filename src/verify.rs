@@ -5,11 +5,12 @@
 //! them is nearly all of the work, and none of it depends on the records
 //! before: a record's hash is recomputed from the `prev_hash` it stores, and
 //! the in-order pass then checks that this `prev_hash` equals the previous
-//! record's hash, which makes the two computations the same. So one thread
-//! scans the log's blocks (shared with sled, not copied), workers decode,
-//! render and hash whole chunks of blocks while the scan goes on, and the
-//! calling thread checks the chunks' summaries in seq order: seq continuity,
-//! the claimed seq, the chain link and the hash, in that order.
+//! record's hash, which makes the two computations the same. So the calling
+//! thread scans the log's blocks (shared with sled, not copied) and hands
+//! them out in chunks; one worker per core decodes, renders and hashes a
+//! chunk while the scan goes on; and the calling thread checks the chunks'
+//! summaries in seq order: seq continuity, the claimed seq, the chain link
+//! and the hash, in that order, as the sequential walk did.
 //!
 //! What it must never do: write anything, report any seq but the first bad
 //! one (with the same [`Error::Corrupt`] as a sequential walk of
