@@ -7,6 +7,8 @@
 //! always gives the same bytes. This module must never consult the ledger's
 //! state: whether an event is *allowed* is `validate`'s business.
 
+use std::io::Write as _;
+
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -334,6 +336,10 @@ fn distinct(f: &Fields<'_>, a_name: &str, a: Option<&EntityId>, b_name: &str, b:
 enum Field<'a> {
     Str(&'a str),
     Id(&'a EntityId),
+    /// A date, as `YYYY-MM-DD` text.
+    Date(Date),
+    /// A timestamp, as RFC 3339 text.
+    Time(Timestamp),
     Pct(u64),
     Bool(bool),
     U64(u64),
@@ -357,7 +363,7 @@ fn visit_input_fields(
 ) {
     put("type", Field::Str(event.type_name()));
     if let Some(d) = effective {
-        put("effective", Field::Str(&d.to_string()));
+        put("effective", Field::Date(d));
     }
     visit_event_fields(event, put);
     if let Some(s) = source {
@@ -485,6 +491,8 @@ impl Field<'_> {
         match self {
             Field::Str(s) => Value::from(s),
             Field::Id(id) => Value::from(id.as_str()),
+            Field::Date(d) => Value::from(d.to_string()),
+            Field::Time(t) => Value::from(t.to_string()),
             Field::Pct(p) => pct_json(p),
             Field::Bool(b) => Value::from(b),
             Field::U64(n) => Value::from(n),
@@ -511,8 +519,21 @@ impl Field<'_> {
         match self {
             Field::Str(s) => write_str(out, s),
             Field::Id(id) => write_str(out, id.as_str()),
+            // Their text is digits and `-:.TZ+`: nothing to escape.
+            Field::Date(d) => {
+                out.push(b'"');
+                d.write_text(out);
+                out.push(b'"');
+            }
+            Field::Time(t) => {
+                out.push(b'"');
+                t.write_text(out);
+                out.push(b'"');
+            }
             Field::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-            Field::U64(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            Field::U64(n) => {
+                let _ = write!(out, "{n}");
+            }
             Field::Ids(ids) => {
                 out.push(b'[');
                 for (i, id) in ids.iter().enumerate() {
@@ -531,10 +552,20 @@ impl Field<'_> {
     }
 }
 
-/// Writes a JSON string with serde_json's escaping.
+/// Writes a JSON string with serde_json's escaping (which escapes only
+/// control characters, `"` and `\`).
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    // Writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    // A fold without an early exit, so that it runs on whole vectors of bytes.
+    let plain = !s.bytes().fold(false, |escape, b| escape | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    if plain {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 /// The input fields of an event, in canonical order (the JSON of `log` and
@@ -568,19 +599,27 @@ pub fn canonical_object(rec: &StoredEvent) -> Map<String, Value> {
 /// every append's hashing).
 pub fn canonical_bytes(rec: &StoredEvent) -> Vec<u8> {
     let mut out = Vec::with_capacity(320);
+    write_canonical(rec, &mut out);
+    out
+}
+
+/// Appends the canonical bytes of a record to `out` (see [`canonical_bytes`]),
+/// so that a caller rendering many records reuses one buffer.
+pub fn write_canonical(rec: &StoredEvent, out: &mut Vec<u8>) {
+    let mut first = true;
     let mut put = |key: &'static str, field: Field<'_>| {
-        out.push(if out.is_empty() { b'{' } else { b',' });
+        out.push(if first { b'{' } else { b',' });
+        first = false;
         out.push(b'"');
         out.extend_from_slice(key.as_bytes());
         out.extend_from_slice(b"\":");
-        field.write(&mut out);
+        field.write(out);
     };
     put("seq", Field::U64(rec.seq));
     put("id", Field::Str(rec.id.hyphenated().encode_lower(&mut Uuid::encode_buffer())));
-    put("recorded_at", Field::Str(&rec.recorded_at.to_string()));
+    put("recorded_at", Field::Time(rec.recorded_at));
     visit_input_fields(rec.effective, rec.source.as_deref(), rec.note.as_deref(), &rec.event, &mut put);
     out.push(b'}');
-    out
 }
 
 /// The record as one export line: the canonical object with `hash` last, so
@@ -726,6 +765,17 @@ mod canonical_tests {
     /// The bytes written straight from a record are exactly the compact JSON
     /// of its canonical object, for every event type and optional field the
     /// generator produces, plus text that needs escaping.
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        let mut texts: Vec<String> = (0..=0x7f_u8).map(|b| format!("a{}z", char::from(b))).collect();
+        texts.extend(["", "plain", "é 😀 \u{7f} \u{2028}", "\\\"", "tab\tnew\nline"].map(String::from));
+        for text in texts {
+            let mut out = Vec::new();
+            write_str(&mut out, &text);
+            assert_eq!(out, serde_json::to_vec(&text).expect("serialize"), "{text:?}");
+        }
+    }
+
     #[test]
     fn canonical_bytes_equal_the_canonical_object_serialized() {
         let opts = GenOptions { events: 3_000, seed: 11, ..GenOptions::default() };

@@ -755,17 +755,9 @@ impl Ledger {
     /// # Errors
     /// [`Error::Corrupt`] naming the first bad seq.
     pub fn verify(&self) -> Result<Verified> {
-        let mut chain = Chain { prev: [0u8; 32], expected: 1 };
-        let mut chunk: Vec<Result<(u64, Vec<u8>)>> = Vec::with_capacity(VERIFY_CHUNK);
-        for item in self.store.raw_from(0) {
-            chunk.push(item);
-            if chunk.len() == VERIFY_CHUNK {
-                chain.check(std::mem::take(&mut chunk))?;
-            }
-        }
-        chain.check(chunk)?;
-        lost_records(chain.expected - 1, self.store.indexed()?)?;
-        Ok(Verified { last_seq: chain.expected - 1, hash: hex::encode(chain.prev) })
+        let tip = crate::verify::verify(&self.store)?;
+        lost_records(tip.last_seq, self.store.indexed()?)?;
+        Ok(Verified { last_seq: tip.last_seq, hash: hex::encode(tip.hash) })
     }
 
     /// Writes every record as one export line (JSON Lines), oldest first,
@@ -854,57 +846,6 @@ fn lost_records(log_head: u64, indexed: u64) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// Records `verify` decodes and renders in parallel before checking them in order.
-const VERIFY_CHUNK: usize = 8_192;
-
-/// The hash chain as `verify` walks it.
-struct Chain {
-    prev: [u8; 32],
-    expected: u64,
-}
-
-impl Chain {
-    /// Checks a run of raw records: decoding and canonical bytes on all
-    /// cores, then seq continuity and the chain in order.
-    fn check(&mut self, raw: Vec<Result<(u64, Vec<u8>)>>) -> Result<()> {
-        let decoded = par::map(&raw, |item| match item {
-            Ok((seq, bytes)) => Some((
-                *seq,
-                crate::codec::decode(bytes).map(|rec| {
-                    let canonical = json::canonical_bytes(&rec);
-                    (rec, canonical)
-                }),
-            )),
-            Err(_) => None,
-        });
-        for (item, decoded) in raw.into_iter().zip(decoded) {
-            let expected = self.expected;
-            let corrupt = |detail: String| Error::Corrupt { seq: expected, detail };
-            let (seq, decoded) = match (item, decoded) {
-                (Err(e), _) => return Err(e),
-                (Ok(_), None) => return Err(corrupt("unreadable".into())),
-                (Ok(_), Some(found)) => found,
-            };
-            if seq != expected {
-                return Err(corrupt(format!("missing from the log (next stored seq is {seq})")));
-            }
-            let (rec, canonical) = decoded.map_err(|e| corrupt(e.to_string()))?;
-            if rec.seq != seq {
-                return Err(corrupt(format!("record claims seq {}", rec.seq)));
-            }
-            if rec.prev_hash != self.prev {
-                return Err(corrupt("prev_hash does not match the previous record's hash: the chain is broken".into()));
-            }
-            if chain_hash_of(&self.prev, &canonical) != rec.hash {
-                return Err(corrupt("hash does not match the record's content: the record was altered".into()));
-            }
-            self.prev = rec.hash;
-            self.expected += 1;
-        }
-        Ok(())
-    }
 }
 
 /// Parses and checks one export line against the chain so far.

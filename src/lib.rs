@@ -45,6 +45,7 @@ pub mod testkit;
 mod timeline;
 mod validate;
 mod value;
+mod verify;
 
 pub use codec::{
     block_prefix, decode as decode_record, decode_block, encode as encode_record, encode_block, DecodeError,

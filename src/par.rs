@@ -6,24 +6,25 @@
 //! be used where order of side effects matters.
 
 use std::num::NonZeroUsize;
+use std::sync::OnceLock;
 use std::thread;
 
 /// Below this many items a single thread is faster than spawning.
 const MIN_PARALLEL: usize = 2_048;
 
-/// The threads to use: the cores available, at most 8 (asked once: the
-/// standard library reads cgroup files to answer).
-fn threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+/// The threads to use: the available cores, at most 8, looked up once
+/// (`available_parallelism` reads cgroup files on every call).
+pub fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
     *THREADS.get_or_init(|| thread::available_parallelism().map_or(1, NonZeroUsize::get).min(8))
 }
 
 /// Maps `f` over `items` on all cores, keeping the order.
 pub fn map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
-    if items.len() < MIN_PARALLEL || threads() < 2 {
+    let threads = threads();
+    if threads < 2 || items.len() < MIN_PARALLEL {
         return items.iter().map(f).collect();
     }
-    let threads = threads();
     let chunk = items.len().div_ceil(threads);
     thread::scope(|scope| {
         let handles: Vec<_> =

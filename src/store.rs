@@ -251,34 +251,13 @@ impl Store {
     pub fn raw_from(&self, after: u64) -> impl Iterator<Item = Result<(u64, Vec<u8>)>> + '_ {
         let cap = self.readable();
         let from = after.saturating_add(1);
-        let start = match self.log.range(..=seq_key(from)).next_back() {
-            Some(Ok((key, _))) => seq_of_bytes(&key).unwrap_or(from),
-            _ => from,
-        };
-        self.log
-            .range(seq_key(start)..)
+        self.blocks_from(after)
             .flat_map(move |item| {
-                let out: Vec<Result<(u64, Vec<u8>)>> = match item.map_err(Error::from).and_then(|(key, block)| {
-                    let first = block_first(&key)?;
-                    Ok((first, block))
-                }) {
+                let out: Vec<Result<(u64, Vec<u8>)>> = match item {
                     Err(e) => vec![Err(e)],
                     Ok((first, block)) => {
-                        let (records, damage) = codec::block_prefix(&block);
-                        let intact = records.len() as u64;
-                        let mut out: Vec<Result<(u64, Vec<u8>)>> = records
-                            .into_iter()
-                            .enumerate()
-                            .map(|(i, r)| Ok((first + i as u64, r.to_vec())))
-                            .filter(|item| item.as_ref().is_ok_and(|(seq, _)| *seq >= from))
-                            .collect();
-                        if let Some(e) = damage {
-                            out.push(Err(Error::Corrupt {
-                                seq: first + intact,
-                                detail: format!("damaged log block: {e}"),
-                            }));
-                        }
-                        out
+                        let (records, damage) = block_records(first, &block, from);
+                        records.into_iter().map(|(seq, r)| Ok((seq, r.to_vec()))).chain(damage.map(Err)).collect()
                     }
                 };
                 out
@@ -286,8 +265,23 @@ impl Store {
             .take_while(move |item| item.as_ref().map_or(true, |(seq, _)| *seq <= cap))
     }
 
+    /// The log's blocks, in seq order, from the one holding `after + 1` on:
+    /// `(first seq, block)`, shared with sled's cache rather than copied.
+    /// [`block_records`] splits one; readers stop after [`Store::readable`].
+    pub fn blocks_from(&self, after: u64) -> impl Iterator<Item = Result<(u64, sled::IVec)>> + '_ {
+        let from = after.saturating_add(1);
+        let start = match self.log.range(..=seq_key(from)).next_back() {
+            Some(Ok((key, _))) => seq_of_bytes(&key).unwrap_or(from),
+            _ => from,
+        };
+        self.log.range(seq_key(start)..).map(|item| {
+            let (key, block) = item?;
+            Ok((block_first(&key)?, block))
+        })
+    }
+
     /// The last seq readers may see (`u64::MAX` unless a write failed).
-    fn readable(&self) -> u64 {
+    pub fn readable(&self) -> u64 {
         self.readable.load(std::sync::atomic::Ordering::Acquire)
     }
 
@@ -606,6 +600,18 @@ fn access_hint(err: &std::io::Error) -> String {
     } else {
         err.to_string()
     }
+}
+
+/// The records of one log block (its first seq is `first`) from seq `from`
+/// on, `(seq, bytes)` in order, and the damage found after them, if any: the
+/// one place that turns a block into the items of [`Store::raw_from`].
+pub fn block_records(first: u64, block: &[u8], from: u64) -> (Vec<(u64, &[u8])>, Option<Error>) {
+    let (records, damage) = codec::block_prefix(block);
+    let intact = records.len() as u64;
+    let records =
+        records.into_iter().enumerate().map(|(i, r)| (first + i as u64, r)).filter(|(seq, _)| *seq >= from).collect();
+    let damage = damage.map(|e| Error::Corrupt { seq: first + intact, detail: format!("damaged log block: {e}") });
+    (records, damage)
 }
 
 /// Decodes the record stored at `seq`, checking it claims that seq.

@@ -266,9 +266,55 @@ impl Date {
     pub fn naive(self) -> NaiveDate {
         self.0
     }
+
+    /// Appends the date's [`Display`](fmt::Display) text to `out` without
+    /// the formatting machinery (the hot path of canonical bytes).
+    pub fn write_text(self, out: &mut Vec<u8>) {
+        if !push_ymd(out, i64::from(self.days())) {
+            out.extend_from_slice(self.to_string().as_bytes());
+        }
+    }
 }
 
 const EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+/// Appends `YYYY-MM-DD` for day number `days` (since 1970-01-01), or nothing
+/// and `false` when its year is outside 0..=9999 (where the text is not four digits).
+fn push_ymd(out: &mut Vec<u8>, days: i64) -> bool {
+    let (year, month, day) = civil_from_days(days);
+    let Ok(year @ 0..=9999) = u32::try_from(year) else { return false };
+    push_padded(out, year, 4);
+    out.push(b'-');
+    push_padded(out, month, 2);
+    out.push(b'-');
+    push_padded(out, day, 2);
+    true
+}
+
+/// The proleptic Gregorian `(year, month, day)` of a day number (days since
+/// 1970-01-01), by Howard Hinnant's `civil_from_days`.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // day of the 400-year era, 0..=146_096
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // from March 1st
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    // All three fit: day is 1..=31 and month 1..=12.
+    (yoe + era * 400 + i64::from(month <= 2), month as u32, day as u32)
+}
+
+/// Appends `n` in decimal, zero-padded to `width` digits (`n` must fit).
+fn push_padded(out: &mut Vec<u8>, mut n: u32, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for digit in out[start..].iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
 
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -322,6 +368,28 @@ impl Timestamp {
         Self(nanos)
     }
 
+    /// Appends the timestamp's [`Display`](fmt::Display) text (RFC 3339 in
+    /// UTC, microseconds, `Z`) to `out` without chrono's formatting machinery
+    /// (the hot path of canonical bytes).
+    pub fn write_text(self, out: &mut Vec<u8>) {
+        let secs = self.0.div_euclid(1_000_000_000);
+        let micros = (self.0.rem_euclid(1_000_000_000) / 1_000) as u32; // below 1_000_000
+        let of_day = secs.rem_euclid(86_400) as u32; // below 86_400
+        if !push_ymd(out, secs.div_euclid(86_400)) {
+            out.extend_from_slice(self.to_string().as_bytes());
+            return;
+        }
+        out.push(b'T');
+        push_padded(out, of_day / 3_600, 2);
+        out.push(b':');
+        push_padded(out, of_day / 60 % 60, 2);
+        out.push(b':');
+        push_padded(out, of_day % 60, 2);
+        out.push(b'.');
+        push_padded(out, micros, 6);
+        out.push(b'Z');
+    }
+
     /// The later of two timestamps (transaction time never goes backwards).
     pub fn max(self, other: Self) -> Self {
         Self(self.0.max(other.0))
@@ -338,6 +406,39 @@ impl fmt::Display for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_dates_and_timestamps_equal_their_display() {
+        let text = |write: &dyn Fn(&mut Vec<u8>)| {
+            let mut out = b"x".to_vec();
+            write(&mut out);
+            String::from_utf8(out).expect("text")
+        };
+        // Every day around the edges of the four-digit fast path and of today's
+        // dates, every 13th day of years 0..=9999, then a wider spread.
+        let every_day =
+            [(-2, 2), (1896, 2104), (9998, 10_001)].into_iter().flat_map(|(a, b)| civil_days(a)..civil_days(b));
+        let years = (civil_days(0)..civil_days(10_000)).step_by(13);
+        let spread = (-100_000_000..100_000_000).step_by(99_991).chain([-719_529, 2_932_896]);
+        for days in every_day.chain(years).chain(spread) {
+            let Ok(date) = Date::from_days(days) else { continue };
+            assert_eq!(text(&|out| date.write_text(out)), format!("x{date}"), "day {days}");
+        }
+        let step = i64::MAX / 5_000;
+        let spread = (-5_000..=5_000).flat_map(|k: i64| {
+            [0, 1, 999, 1_000, 59_999_999_999, 86_399_999_999_999, 123_456_789]
+                .map(|off| (k * step).saturating_add(off))
+        });
+        for t in spread.chain([-1, i64::MAX, i64::MIN, 1_750_000_000_123_456_789]) {
+            let t = Timestamp::from_nanos(t);
+            assert_eq!(text(&|out| t.write_text(out)), format!("x{t}"), "{t:?}");
+        }
+    }
+
+    /// The day number of January 1st of `year`.
+    fn civil_days(year: i32) -> i32 {
+        NaiveDate::from_ymd_opt(year, 1, 1).expect("year").num_days_from_ce() - EPOCH_DAYS_FROM_CE
+    }
 
     #[test]
     fn slugs() {
