@@ -283,7 +283,8 @@ fn dir_size(path: &Path) -> u64 {
 fn sled_open(dir: &Path) -> Res<sled::Db> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match sled::open(dir) {
+        let segment = dealledger::sled_segment_size(dir).unwrap_or(512 << 10);
+        match sled::Config::new().path(dir).segment_size(segment).open() {
             Ok(db) => return Ok(db),
             Err(e) if Instant::now() < deadline && e.to_string().to_lowercase().contains("lock") => {
                 std::thread::sleep(Duration::from_millis(20));

@@ -57,5 +57,6 @@ pub use json::{export_line, input_fields, MAX_TEXT};
 pub use ledger::{parse_input, Appended, At, KnownAt, Ledger, Options, Phase, QueryKind, Receipt};
 pub use query::LOOK_THROUGH_LIMIT;
 pub use replay::{FoldOrder, History};
+pub use store::sled_segment_size;
 pub use validate::Origin;
 pub use value::{pct_text, Date, EntityId, Money, Stake, Timestamp};

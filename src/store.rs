@@ -179,8 +179,9 @@ impl Store {
         // The two databases open on two threads: sled's open reads its
         // snapshot and segment table, most of a cold query's time.
         let (log_db, index_db) = std::thread::scope(|scope| {
-            let index = scope.spawn(|| open_sled(path, &index_dir, Some(INDEX_FLUSH_MS), cache_bytes));
-            let log = open_sled(path, &log_dir, Some(500), LOG_CACHE_BYTES);
+            let index =
+                scope.spawn(|| open_sled(path, &index_dir, Some(INDEX_FLUSH_MS), cache_bytes, INDEX_SEGMENT_BYTES));
+            let log = open_sled(path, &log_dir, Some(500), LOG_CACHE_BYTES, LOG_SEGMENT_BYTES);
             (log, index.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
         });
         let (log_db, index_db) = (log_db?, index_db?);
@@ -569,10 +570,48 @@ fn locked(ledger: &Path) -> Error {
     }
 }
 
-fn open_sled(ledger: &Path, path: &Path, flush_every_ms: Option<u64>, cache_bytes: u64) -> Result<sled::Db> {
+/// sled's segment size for a new log database. sled rewrites every free
+/// segment of a database whenever it opens it (0.34.7,
+/// `SegmentAccountant::initialize_from_snapshot`), and a log's free
+/// segments pile up with durable appends (measured with sled's default of
+/// 512 KiB: 14 after a bulk load of 100,000 events, 34 after 400 single
+/// appends more; 189 on a 1,000,000-event ledger that took benchmark runs),
+/// so every open, even a one-off query's, wrote and fsynced up to hundreds
+/// of MB. With 128 KiB segments the same history leaves 2 free segments.
+const LOG_SEGMENT_BYTES: usize = 128 << 10;
+
+/// sled's segment size for a new index database (sled's default).
+const INDEX_SEGMENT_BYTES: usize = 512 << 10;
+
+/// The segment size a database was created with (sled refuses another),
+/// from its `conf` file; `new` for a database not yet created.
+fn segment_size(path: &Path, new: usize) -> usize {
+    sled_segment_size(path).unwrap_or(new)
+}
+
+/// The segment size of the sled database at `path` (a ledger's `log` or
+/// `index` directory), from its `conf` file: what a tool that opens the
+/// database with sled directly must configure. `None` when there is none.
+pub fn sled_segment_size(path: &Path) -> Option<usize> {
+    let conf = std::fs::read(path.join("conf")).ok()?;
+    String::from_utf8_lossy(&conf).lines().find_map(|line| line.strip_prefix("segment_size: ")?.trim().parse().ok())
+}
+
+fn open_sled(
+    ledger: &Path,
+    path: &Path,
+    flush_every_ms: Option<u64>,
+    cache_bytes: u64,
+    segment: usize,
+) -> Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let config = sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_bytes)
+        .flush_every_ms(flush_every_ms)
+        .segment_size(segment_size(path, segment));
     loop {
-        match sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(flush_every_ms).open() {
+        match config.open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(io))
                 if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
@@ -658,5 +697,23 @@ mod tests {
         // A rebuild leaves one run per bucket.
         store.write_index(&[(id_in_bucket_7(5), 5)], &none, false).expect("rebuild");
         assert_eq!(runs_of(&store, 7), vec![1_000]);
+    }
+
+    #[test]
+    fn a_new_log_gets_small_segments_and_an_old_one_keeps_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let new = dir.path().join("new");
+        drop(Store::open(&new, true, 1 << 20).expect("create"));
+        assert_eq!(segment_size(&new.join("log"), 0), LOG_SEGMENT_BYTES);
+        assert_eq!(segment_size(&new.join("index"), 0), INDEX_SEGMENT_BYTES);
+        // A ledger made by an earlier release has sled's default segments everywhere.
+        let old = dir.path().join("old");
+        for part in ["log", "index"] {
+            let db = sled::Config::new().path(old.join(part)).segment_size(512 << 10).open().expect("sled");
+            db.flush().expect("flush");
+        }
+        let store = Store::open(&old, false, 1 << 20).expect("an old ledger opens");
+        assert_eq!(store.head().expect("head").0, 0);
+        assert_eq!(segment_size(&old.join("log"), 0), 512 << 10);
     }
 }

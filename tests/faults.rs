@@ -348,7 +348,11 @@ fn a_full_disk_refuses_the_append_and_stores_nothing() {
         expected = head(&bin, &db);
         assert_eq!(expected.0, answers[events - 1]["seq"].as_u64().expect("seq"));
     }
-    assert!(refused > 0 && write_failed, "no append overflowed the log ({refused} failed): make the batch larger");
+    // Whether the refusal comes at the write or already at the open depends on
+    // where sled puts the bytes (large log blocks go to blob files of their
+    // own, which a per-file size limit does not reach); the write path itself
+    // is pinned by `a_full_disk_fails_a_library_append_cleanly`.
+    assert!(refused > 0, "no append overflowed the files ({refused} failed, at the write: {write_failed})");
 }
 
 /// The library side of a full disk, in a child copy of this test binary (an

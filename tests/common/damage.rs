@@ -70,7 +70,8 @@ pub fn chain_hash(rec: &StoredEvent) -> [u8; 32] {
 pub fn open_sled(path: &Path) -> sled::Db {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match sled::open(path) {
+        let segment = dealledger::sled_segment_size(path).unwrap_or(512 << 10);
+        match sled::Config::new().path(path).segment_size(segment).open() {
             Ok(db) => return db,
             Err(_) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
