@@ -27,7 +27,6 @@
 //! This module must never decide whether an event is valid: it stores what the
 //! ledger hands it and answers range reads.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -274,6 +273,58 @@ impl Store {
         self.raw_from(after).map(|item| item.and_then(|(seq, bytes)| decode_at(seq, &bytes)))
     }
 
+    /// Calls `each` with the records from `after + 1` on, in seq order, as
+    /// [`records_from`](Self::records_from) would give them, but read,
+    /// decoded and passed through `prepare` (with the encoded body of the
+    /// record's timeline fact when it could be cut from the record, see
+    /// `codec::fact_body_of_record`) on a second thread while `each` works on
+    /// the earlier ones.
+    ///
+    /// # Errors
+    /// The first error of `each`, or of reading the log (after every record before it was handed over).
+    pub fn scan_from<P: Send>(
+        &self,
+        after: u64,
+        mut prepare: impl FnMut(StoredEvent, Option<Vec<u8>>) -> P + Send,
+        mut each: impl FnMut(P) -> Result<()>,
+    ) -> Result<()> {
+        let (chunks, received) = std::sync::mpsc::sync_channel::<Result<Vec<P>>>(16);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut chunk = Vec::with_capacity(SCAN_CHUNK);
+                for item in self.raw_from(after) {
+                    let scanned = item.and_then(|(seq, bytes)| {
+                        let rec = decode_at(seq, &bytes)?;
+                        let body = codec::fact_body_of_record(bytes, &rec);
+                        Ok(prepare(rec, body))
+                    });
+                    let full = match scanned {
+                        Ok(one) => {
+                            chunk.push(one);
+                            chunk.len() == SCAN_CHUNK
+                        }
+                        Err(e) => {
+                            let _ = chunks.send(Ok(std::mem::take(&mut chunk)));
+                            let _ = chunks.send(Err(e));
+                            return;
+                        }
+                    };
+                    // (a failed send means the caller stopped on an error of its own)
+                    if full && chunks.send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(SCAN_CHUNK)))).is_err() {
+                        return;
+                    }
+                }
+                let _ = chunks.send(Ok(chunk));
+            });
+            for chunk in received {
+                for prepared in chunk? {
+                    each(prepared)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Writes records to the log in one atomic batch of blocks and makes them durable.
     ///
     /// # Errors
@@ -373,30 +424,31 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::Storage`] on a write failure.
-    pub fn write_index(
+    pub fn write_index<'t>(
         &self,
         ids: &[(Uuid, u64)],
-        timelines: &HashMap<(Ns, EntityId), Vec<Rc<Fact>>>,
+        timelines: impl Iterator<Item = (&'t (Ns, EntityId), &'t [Rc<Fact>])>,
         merge_ids: bool,
     ) -> Result<()> {
-        let mut by_bucket: HashMap<u16, Vec<[u8; ID_ENTRY]>> = HashMap::new();
-        for (id, seq) in ids {
-            by_bucket.entry(id_bucket(id)).or_default().push(id_entry(id, *seq));
-        }
+        let mut entries: Vec<(u16, [u8; ID_ENTRY])> =
+            ids.iter().map(|(id, seq)| (id_bucket(id), id_entry(id, *seq))).collect();
+        entries.sort_unstable();
+        entries.dedup();
         // Derived values need no atomicity (the watermark covers them), so they
         // go in modest batches: sled's memory grows with a batch's length.
-        let mut values: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(by_bucket.len());
-        for (bucket, mut entries) in by_bucket {
+        let mut values: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for group in entries.chunk_by(|a, b| a.0 == b.0) {
+            let bucket = group[0].0;
+            let mut bucket_entries: Vec<[u8; ID_ENTRY]> = group.iter().map(|(_, e)| *e).collect();
             if let Some(stored) = self.ids.get(bucket.to_be_bytes())?.filter(|_| merge_ids) {
-                entries.extend(stored.chunks_exact(ID_ENTRY).filter_map(|c| <[u8; ID_ENTRY]>::try_from(c).ok()));
+                bucket_entries.extend(stored.chunks_exact(ID_ENTRY).filter_map(|c| <[u8; ID_ENTRY]>::try_from(c).ok()));
+                bucket_entries.sort_unstable();
+                bucket_entries.dedup();
             }
-            entries.sort_unstable();
-            entries.dedup();
-            values.push((bucket.to_be_bytes().to_vec(), entries.concat()));
+            values.push((bucket.to_be_bytes().to_vec(), bucket_entries.concat()));
         }
         insert_in_batches(&self.ids, values)?;
-        let values =
-            timelines.iter().map(|((ns, slug), facts)| (timeline_key(*ns, slug), codec::encode_timeline(facts)));
+        let values = timelines.map(|((ns, slug), facts)| (timeline_key(*ns, slug), codec::encode_timeline(facts)));
         insert_in_batches(&self.timeline, values)?;
         Ok(())
     }
@@ -468,6 +520,16 @@ impl Store {
         Ok(self.timeline.get(timeline_key(ns, slug))?)
     }
 
+    /// Every derived value (ids, timelines, retractions), for tests comparing two indexes.
+    #[cfg(test)]
+    pub fn derived_values(&self) -> Vec<(u8, Vec<u8>, Vec<u8>)> {
+        [(b'i', &self.ids), (b't', &self.timeline), (b'r', &self.retracted)]
+            .into_iter()
+            .flat_map(|(tag, tree)| tree.iter().map(move |kv| kv.map(|(k, v)| (tag, k.to_vec(), v.to_vec()))))
+            .collect::<std::result::Result<_, _>>()
+            .unwrap_or_default()
+    }
+
     /// The number of bytes sled reports on disk.
     ///
     /// # Errors
@@ -478,7 +540,8 @@ impl Store {
 }
 
 /// Inserts key/value pairs in batches of at most 1,024 (a few go one by one:
-/// a sled batch has a fixed cost that dominates a small append).
+/// a sled batch has a fixed cost that dominates a small append). The batches
+/// are applied on a second thread while the caller's iterator makes the next.
 fn insert_in_batches(tree: &sled::Tree, pairs: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<()> {
     let pairs = pairs.into_iter();
     if pairs.size_hint().1.is_some_and(|n| n <= 16) {
@@ -487,19 +550,35 @@ fn insert_in_batches(tree: &sled::Tree, pairs: impl IntoIterator<Item = (Vec<u8>
         }
         return Ok(());
     }
-    let mut batch = sled::Batch::default();
-    let mut len = 0;
-    for (key, value) in pairs {
-        batch.insert(key, value);
-        len += 1;
-        if len == 1_024 {
-            tree.apply_batch(std::mem::take(&mut batch))?;
-            len = 0;
+    let (batches, to_apply) = std::sync::mpsc::sync_channel::<sled::Batch>(2);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<()> {
+            for batch in to_apply {
+                tree.apply_batch(batch)?;
+            }
+            Ok(())
+        });
+        let mut batch = sled::Batch::default();
+        let mut len = 0;
+        for (key, value) in pairs {
+            batch.insert(key, value);
+            len += 1;
+            // (a failed send means the writer stopped on an error, which its join reports)
+            if len == 1_024 && batches.send(std::mem::take(&mut batch)).is_err() {
+                break;
+            }
+            len %= 1_024;
         }
-    }
-    tree.apply_batch(batch)?;
-    Ok(())
+        if len > 0 {
+            let _ = batches.send(batch);
+        }
+        drop(batches);
+        writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
+
+/// Records are handed from the reading thread to the caller in chunks of this many.
+const SCAN_CHUNK: usize = 256;
 
 /// Opens sled, waiting up to a second for a lock held by a `Db` of this
 /// process that was just dropped: sled 0.34 releases the file lock from a
