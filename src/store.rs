@@ -285,37 +285,12 @@ impl Store {
     pub fn scan_from<P: Send>(
         &self,
         after: u64,
-        mut prepare: impl FnMut(StoredEvent, Option<Vec<u8>>) -> P + Send,
+        prepare: impl FnMut(StoredEvent, Option<Vec<u8>>) -> P + Send,
         mut each: impl FnMut(P) -> Result<()>,
     ) -> Result<()> {
         let (chunks, received) = std::sync::mpsc::sync_channel::<Result<Vec<P>>>(16);
         std::thread::scope(|scope| {
-            scope.spawn(move || {
-                let mut chunk = Vec::with_capacity(SCAN_CHUNK);
-                for item in self.raw_from(after) {
-                    let scanned = item.and_then(|(seq, bytes)| {
-                        let rec = decode_at(seq, &bytes)?;
-                        let body = codec::fact_body_of_record(bytes, &rec);
-                        Ok(prepare(rec, body))
-                    });
-                    let full = match scanned {
-                        Ok(one) => {
-                            chunk.push(one);
-                            chunk.len() == SCAN_CHUNK
-                        }
-                        Err(e) => {
-                            let _ = chunks.send(Ok(std::mem::take(&mut chunk)));
-                            let _ = chunks.send(Err(e));
-                            return;
-                        }
-                    };
-                    // (a failed send means the caller stopped on an error of its own)
-                    if full && chunks.send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(SCAN_CHUNK)))).is_err() {
-                        return;
-                    }
-                }
-                let _ = chunks.send(Ok(chunk));
-            });
+            scope.spawn(move || self.read_ahead(after, prepare, &chunks));
             for chunk in received {
                 for prepared in chunk? {
                     each(prepared)?;
@@ -323,6 +298,39 @@ impl Store {
             }
             Ok(())
         })
+    }
+
+    /// The reading side of [`Store::scan_from`]: sends the prepared records
+    /// in chunks, then the error that stopped the reading, if any.
+    fn read_ahead<P>(
+        &self,
+        after: u64,
+        mut prepare: impl FnMut(StoredEvent, Option<Vec<u8>>) -> P,
+        chunks: &std::sync::mpsc::SyncSender<Result<Vec<P>>>,
+    ) {
+        let mut chunk = Vec::with_capacity(SCAN_CHUNK);
+        for item in self.raw_from(after) {
+            let rec = item.and_then(|(seq, bytes)| {
+                let rec = decode_at(seq, &bytes)?;
+                let body = codec::fact_body_of_record(bytes, &rec);
+                Ok(prepare(rec, body))
+            });
+            match rec {
+                Ok(rec) => chunk.push(rec),
+                Err(e) => {
+                    let _ = chunks.send(Ok(chunk));
+                    let _ = chunks.send(Err(e));
+                    return;
+                }
+            }
+            // (a failed send means the caller stopped on an error of its own)
+            if chunk.len() == SCAN_CHUNK
+                && chunks.send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(SCAN_CHUNK)))).is_err()
+            {
+                return;
+            }
+        }
+        let _ = chunks.send(Ok(chunk));
     }
 
     /// Writes records to the log in one atomic batch of blocks and makes them durable.
@@ -636,4 +644,75 @@ fn decode_at(seq: u64, bytes: &[u8]) -> Result<StoredEvent> {
         return Err(Error::Corrupt { seq, detail: format!("record claims seq {}", rec.seq) });
     }
     Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::value::{Date, Timestamp};
+
+    fn records(n: u64) -> Vec<StoredEvent> {
+        (1..=n)
+            .map(|seq| StoredEvent {
+                seq,
+                id: Uuid::from_u128(u128::from(seq)),
+                recorded_at: Timestamp::from_nanos(0),
+                effective: Date::parse("2025-01-01").ok(),
+                source: None,
+                note: None,
+                event: Event::CompanyRegistered {
+                    company: EntityId::parse(&format!("c{seq}")).expect("slug"),
+                    name: format!("C {seq}"),
+                    jurisdiction: None,
+                },
+                prev_hash: [0; 32],
+                hash: [0; 32],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_scan_gives_what_records_from_gives_and_stops_at_the_first_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), true, 1 << 20).expect("open");
+        store.append_durably(&records(1_000)).expect("append");
+        let mut scanned = Vec::new();
+        store
+            .scan_from(
+                200,
+                |rec, body| (rec, body.is_some()),
+                |one| {
+                    scanned.push(one);
+                    Ok(())
+                },
+            )
+            .expect("scan");
+        let expected: Vec<StoredEvent> = store.records_from(200).collect::<Result<_>>().expect("records");
+        assert!(scanned.iter().all(|(_, cut)| *cut), "every body is cut from its record");
+        assert_eq!(scanned.into_iter().map(|(rec, _)| rec).collect::<Vec<_>>(), expected);
+        let mut seen = 0;
+        let stopped = store.scan_from(
+            0,
+            |rec, _| rec.seq,
+            |seq| {
+                seen += 1;
+                if seq == 300 {
+                    return Err(Error::Corrupt { seq, detail: "stop".into() });
+                }
+                Ok(())
+            },
+        );
+        assert!(matches!(stopped, Err(Error::Corrupt { seq: 300, .. })));
+        assert_eq!(seen, 300);
+    }
+
+    #[test]
+    fn batches_applied_on_the_writer_thread_all_land() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), true, 1 << 20).expect("open");
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0u32..3_000).map(|i| (i.to_be_bytes().to_vec(), vec![7; 10])).collect();
+        insert_in_batches(&store.meta, pairs).expect("insert");
+        assert_eq!(store.meta.len(), 3_000);
+    }
 }
