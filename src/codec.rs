@@ -121,6 +121,37 @@ fn decode_v1_whole(body: &[u8]) -> Result<StoredEvent, DecodeError> {
     Ok(rec)
 }
 
+/// The bincode body of a timeline fact `(event, None)` (see [`encode_timeline`]),
+/// cut out of the record's own encoding instead of encoding the event again.
+/// The record's body is the fields of [`StoredEvent`] one after another, so its
+/// event is the bytes between the encoded fields before it and the two hashes
+/// after it, and a `None` announcement is one zero byte. Takes the encoded
+/// record (`bytes`, from [`encode`]) and reuses its memory; `None` when the
+/// record is of another version or the lengths do not add up (the caller then
+/// encodes the fact itself).
+pub fn fact_body_of_record(mut bytes: Vec<u8>, rec: &StoredEvent) -> Option<Vec<u8>> {
+    if bytes.first() != Some(&1) {
+        return None;
+    }
+    let before = encoded_size(&(rec.seq, &rec.id, &rec.recorded_at, &rec.effective, &rec.source, &rec.note))?;
+    let after = encoded_size(&(&rec.prev_hash, &rec.hash))?;
+    let (start, end) = (1 + before, bytes.len().checked_sub(after)?);
+    if start >= end {
+        return None;
+    }
+    bytes.copy_within(start..end, 0);
+    bytes.truncate(end - start);
+    bytes.push(0);
+    Some(bytes)
+}
+
+/// The number of bytes bincode writes for `value` (nothing is written).
+fn encoded_size(value: &impl serde::Serialize) -> Option<usize> {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, config()).ok()?;
+    Some(size.bytes_written)
+}
+
 /// The format version of a block of records in the log.
 pub const BLOCK_VERSION: u8 = 1;
 
@@ -337,6 +368,28 @@ mod tests {
         let mut fresh = facts.clone();
         Rc::make_mut(&mut fresh[0]).retracted_by = Some(12);
         assert_eq!(encode_timeline(&kept), encode_timeline(&fresh));
+    }
+
+    #[test]
+    fn a_fact_body_cut_from_its_record_is_the_encoded_event() {
+        let lines = crate::testkit::generate(&crate::testkit::GenOptions { events: 3_000, ..Default::default() })
+            .expect("history");
+        let mut seen = 0;
+        for (i, line) in lines.iter().enumerate() {
+            let Ok(items) = crate::ledger::parse_input(line) else { continue };
+            for (_, draft) in items {
+                let mut rec = sample();
+                rec.seq = i as u64 + 1;
+                (rec.effective, rec.source, rec.note, rec.event) =
+                    (draft.effective, draft.source, draft.note, draft.event);
+                let expected = bincode::serde::encode_to_vec((&rec.event, &None::<Event>), config()).expect("encode");
+                assert_eq!(fact_body_of_record(encode(&rec), &rec), Some(expected), "{line}");
+                seen += 1;
+            }
+        }
+        assert!(seen > 2_000);
+        assert_eq!(fact_body_of_record(vec![2, 0, 0], &sample()), None);
+        assert_eq!(fact_body_of_record(vec![1, 0, 0], &sample()), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! from the log uses the same code. This module must never write to the log,
 //! and never decide validity: everything it writes can be rebuilt from the log.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use uuid::Uuid;
@@ -17,21 +17,122 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::event::{Event, StoredEvent};
 use crate::store::{Ns, Store};
-use crate::timeline::{fact_of, Fact, TimelineKey};
-use crate::value::EntityId;
+use crate::timeline::{timeline_refs_of, Fact, StoredBody, TimelineKey};
+use crate::value::{Date, EntityId};
+
+/// In [`Indexer::slots`]: no staged timeline of this namespace for this slug.
+const NO_SLOT: usize = usize::MAX;
+
+/// What the staging area knows of one staged seq.
+#[derive(Clone)]
+enum Staged {
+    /// A record with a fact (the same one its timelines hold).
+    Fact(Rc<Fact>),
+    /// A retraction.
+    Retraction,
+    /// Nothing staged at this seq (or a record without a fact).
+    Nothing,
+}
 
 /// Staged index updates for records given in seq order.
 pub struct Indexer<'a> {
     store: &'a Store,
-    timelines: HashMap<TimelineKey, Vec<Rc<Fact>>>,
+    /// Where each staged timeline is in `timelines`, by slug, then by [`ns_slot`].
+    slots: HashMap<EntityId, [usize; 3]>,
+    /// The same by slug number (see [`Numbering`]), filled as numbers are met.
+    by_number: Vec<[usize; 3]>,
+    /// The facts of each staged timeline, in the order first touched (as `touched`).
+    timelines: Vec<Vec<Rc<Fact>>>,
     touched: Vec<(TimelineKey, u64)>,
     ids: Vec<(Uuid, u64)>,
     new_ids: HashMap<Uuid, u64>,
     retractions: HashMap<u64, u64>,
     staged_retractions: Vec<u64>,
-    retraction_seqs: HashSet<u64>,
-    located: HashMap<u64, Vec<TimelineKey>>,
+    /// The seq of `staged[0]`.
+    first: u64,
+    /// What each staged seq is, from `first` on (records come in seq order, without gaps).
+    staged: Vec<Staged>,
     fresh: bool,
+}
+
+/// The position of a namespace in [`Indexer::slots`].
+fn ns_slot(ns: Ns) -> usize {
+    match ns {
+        Ns::Entity => 0,
+        Ns::Deal => 1,
+        Ns::Name => 2,
+    }
+}
+
+/// The encoded body of a fact `(event, announcement)` (as `codec::encode_timeline`
+/// writes it), from the body of `(event, None)` cut from the record (see
+/// `codec::fact_body_of_record`) and, for a closure, the announcement's fact;
+/// `None` when the announcement's body is not known (it is then encoded).
+fn body_with(mut body: Vec<u8>, announcement: Option<&Fact>) -> Option<Rc<[u8]>> {
+    let Some(announced) = announcement else { return Some(Rc::from(body)) };
+    let kept = announced.stored_body.0.as_ref().filter(|_| announced.announcement.is_none())?;
+    // Both end in the zero byte of a `None` announcement; a `Some` is a one, then the event.
+    let (&0, announced_event) = kept.split_last()? else { return None };
+    if body.pop() != Some(0) {
+        return None;
+    }
+    body.push(1);
+    body.extend_from_slice(announced_event);
+    Some(Rc::from(body))
+}
+
+/// At most this many timelines of a record are numbered ahead (an event
+/// names at most four today; one naming more is looked up by slug).
+const AHEAD: usize = 6;
+
+/// A record read from the log, with the timelines of its fact numbered on
+/// the reading thread (see [`Numbering`]).
+pub struct Prepared {
+    rec: StoredEvent,
+    body: Option<Vec<u8>>,
+    /// The namespace and slug number of each timeline of the fact, in
+    /// [`timeline_refs_of`] order; `None` for a closure (its timelines are its
+    /// announcement's) and for more than [`AHEAD`].
+    numbered: Option<([(Ns, u32); AHEAD], usize)>,
+}
+
+/// Numbers slugs in the order first seen, so that a rebuild looks its
+/// timelines up by number (an index into a table) instead of hashing and
+/// comparing each slug on the staging thread. Used on the log-reading thread.
+#[derive(Default)]
+pub struct Numbering {
+    numbers: HashMap<EntityId, u32>,
+}
+
+impl Numbering {
+    /// The record with the timelines of its fact numbered.
+    pub fn prepare(&mut self, rec: StoredEvent, body: Option<Vec<u8>>) -> Prepared {
+        let numbered = self.numbered(&rec.event);
+        Prepared { rec, body, numbered }
+    }
+
+    fn numbered(&mut self, event: &Event) -> Option<([(Ns, u32); AHEAD], usize)> {
+        if matches!(event, Event::DealCompleted { .. } | Event::DealTerminated { .. }) {
+            return None;
+        }
+        let keys = timeline_refs_of(event, None);
+        if keys.len() > AHEAD {
+            return None;
+        }
+        let mut out = [(Ns::Entity, 0); AHEAD];
+        for ((ns, slug), slot) in keys.iter().zip(&mut out) {
+            let number = match self.numbers.get(*slug) {
+                Some(number) => *number,
+                None => {
+                    let next = u32::try_from(self.numbers.len()).ok()?;
+                    self.numbers.insert((*slug).clone(), next);
+                    next
+                }
+            };
+            *slot = (*ns, number);
+        }
+        Some((out, keys.len()))
+    }
 }
 
 impl<'a> Indexer<'a> {
@@ -39,14 +140,16 @@ impl<'a> Indexer<'a> {
     pub fn new(store: &'a Store) -> Self {
         Self {
             store,
-            timelines: HashMap::new(),
+            slots: HashMap::new(),
+            by_number: Vec::new(),
+            timelines: Vec::new(),
             touched: Vec::new(),
             ids: Vec::new(),
             new_ids: HashMap::new(),
             retractions: HashMap::new(),
             staged_retractions: Vec::new(),
-            retraction_seqs: HashSet::new(),
-            located: HashMap::new(),
+            first: 0,
+            staged: Vec::new(),
             fresh: false,
         }
     }
@@ -57,14 +160,53 @@ impl<'a> Indexer<'a> {
         Self { fresh: true, ..Self::new(store) }
     }
 
-    /// The staged copy of a timeline, loaded from the store on first use.
-    fn timeline(&mut self, key: &TimelineKey, cause: u64) -> Result<&mut Vec<Rc<Fact>>> {
-        if !self.timelines.contains_key(key) {
-            let stored = if self.fresh { Vec::new() } else { self.store.timeline(key.0, &key.1)? };
-            self.timelines.insert(key.clone(), stored);
-            self.touched.push((key.clone(), cause));
+    /// The position in `timelines` of a staged timeline, if it is staged.
+    fn staged_slot(&self, ns: Ns, slug: &EntityId) -> Option<usize> {
+        self.slots.get(slug).map(|slots| slots[ns_slot(ns)]).filter(|i| *i != NO_SLOT)
+    }
+
+    /// The position in `timelines` of a timeline, loaded from the store on first use.
+    fn slot(&mut self, ns: Ns, slug: &EntityId, cause: u64) -> Result<usize> {
+        if let Some(i) = self.staged_slot(ns, slug) {
+            return Ok(i);
         }
-        Ok(self.timelines.entry(key.clone()).or_default())
+        let stored = if self.fresh { Vec::new() } else { self.store.timeline(ns, slug)? };
+        let i = self.timelines.len();
+        self.timelines.push(stored);
+        self.touched.push(((ns, slug.clone()), cause));
+        match self.slots.get_mut(slug) {
+            Some(slots) => slots[ns_slot(ns)] = i,
+            None => {
+                let mut slots = [NO_SLOT; 3];
+                slots[ns_slot(ns)] = i;
+                self.slots.insert(slug.clone(), slots);
+            }
+        }
+        Ok(i)
+    }
+
+    /// The staged copy of a timeline, loaded from the store on first use.
+    fn timeline(&mut self, ns: Ns, slug: &EntityId, cause: u64) -> Result<&mut Vec<Rc<Fact>>> {
+        let i = self.slot(ns, slug, cause)?;
+        Ok(&mut self.timelines[i])
+    }
+
+    /// What is staged at `seq`, if it is in the staged range.
+    fn staged_at(&self, seq: u64) -> Option<&Staged> {
+        let i = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+        self.staged.get(i)
+    }
+
+    /// Notes what the record at `seq` staged (records come in seq order).
+    fn set_staged(&mut self, seq: u64, what: Staged) {
+        if self.staged.is_empty() {
+            self.first = seq;
+        }
+        let Some(i) = seq.checked_sub(self.first).and_then(|i| usize::try_from(i).ok()) else { return };
+        if i >= self.staged.len() {
+            self.staged.resize(i + 1, Staged::Nothing);
+        }
+        self.staged[i] = what;
     }
 
     /// The seq of the event with this id, staged or stored.
@@ -95,13 +237,11 @@ impl<'a> Indexer<'a> {
     /// # Errors
     /// Storage errors, [`crate::Error::Corrupt`].
     pub fn is_retraction(&self, seq: u64) -> Result<bool> {
-        if self.located.contains_key(&seq) {
-            return Ok(false);
+        match self.staged_at(seq) {
+            Some(Staged::Fact(_)) => Ok(false),
+            Some(Staged::Retraction) => Ok(true),
+            _ => Ok(matches!(self.store.get(seq)?.event, Event::Retraction { .. })),
         }
-        if self.retraction_seqs.contains(&seq) {
-            return Ok(true);
-        }
-        Ok(matches!(self.store.get(seq)?.event, Event::Retraction { .. }))
     }
 
     /// The live announcement of a deal, as staged so far.
@@ -109,11 +249,13 @@ impl<'a> Indexer<'a> {
     /// # Errors
     /// Storage errors.
     pub fn announcement(&mut self, deal: &EntityId, cause: u64) -> Result<Option<Event>> {
-        let facts = self.timeline(&(Ns::Deal, deal.clone()), cause)?;
-        Ok(facts
-            .iter()
-            .find(|f| f.retracted_by.is_none() && matches!(f.event, Event::DealAnnounced { .. }))
-            .map(|f| f.event.clone()))
+        Ok(self.announcement_fact(deal, cause)?.map(|f| f.event.clone()))
+    }
+
+    /// The fact of the live announcement of a deal, as staged so far.
+    fn announcement_fact(&mut self, deal: &EntityId, cause: u64) -> Result<Option<Rc<Fact>>> {
+        let facts = self.timeline(Ns::Deal, deal, cause)?;
+        Ok(facts.iter().find(|f| f.retracted_by.is_none() && matches!(f.event, Event::DealAnnounced { .. })).cloned())
     }
 
     /// Stages one record (records must come in seq order).
@@ -121,26 +263,119 @@ impl<'a> Indexer<'a> {
     /// # Errors
     /// Storage errors, or [`crate::Error::Corrupt`] when a retraction's target is missing.
     pub fn add(&mut self, rec: &StoredEvent) -> Result<()> {
+        if self.stage_id_or_retraction(rec)? {
+            return Ok(());
+        }
+        let announcement = self.closed_announcement(&rec.event, rec.seq)?;
+        match self.fact(rec.seq, rec.effective, rec.event.clone(), announcement, None) {
+            Some(fact) => self.place(fact),
+            None => Ok(()),
+        }
+    }
+
+    /// Stages one record read from the log as [`Indexer::add`] does, but
+    /// taking its event rather than copying it, finding its timelines by the
+    /// numbers [`Numbering`] gave their slugs, and keeping the encoded body of
+    /// its fact when the reading thread cut it from the record (see
+    /// `codec::fact_body_of_record`): [`Indexer::finish`] then copies it
+    /// instead of encoding the event again.
+    ///
+    /// # Errors
+    /// As [`Indexer::add`].
+    pub fn add_prepared(&mut self, prepared: Prepared) -> Result<()> {
+        let Prepared { rec, body, numbered } = prepared;
+        if self.stage_id_or_retraction(&rec)? {
+            return Ok(());
+        }
+        let announcement = self.closed_announcement(&rec.event, rec.seq)?;
+        let numbered = numbered.filter(|_| announcement.is_none());
+        let Some(fact) = self.fact(rec.seq, rec.effective, rec.event, announcement, body) else { return Ok(()) };
+        match numbered {
+            Some((numbers, len)) => self.place_numbered(fact, &numbers[..len]),
+            None => self.place(fact),
+        }
+    }
+
+    /// Stages the record's id and, if it is a retraction, the retraction;
+    /// returns whether it was one (and so is fully staged).
+    fn stage_id_or_retraction(&mut self, rec: &StoredEvent) -> Result<bool> {
         self.ids.push((rec.id, rec.seq));
         self.new_ids.insert(rec.id, rec.seq);
-        if let Event::Retraction { retracts, .. } = &rec.event {
-            self.retraction_seqs.insert(rec.seq);
-            return self.retract(retracts, rec.seq);
+        let Event::Retraction { retracts, .. } = &rec.event else { return Ok(false) };
+        self.set_staged(rec.seq, Staged::Retraction);
+        self.retract(retracts, rec.seq)?;
+        Ok(true)
+    }
+
+    /// For a deal's completion or termination: the fact of the announcement it closes.
+    fn closed_announcement(&mut self, event: &Event, seq: u64) -> Result<Option<Rc<Fact>>> {
+        match event {
+            Event::DealCompleted { deal, .. } | Event::DealTerminated { deal, .. } => self.announcement_fact(deal, seq),
+            _ => Ok(None),
         }
-        let announcement = match &rec.event {
-            Event::DealCompleted { deal, .. } | Event::DealTerminated { deal, .. } => {
-                self.announcement(deal, rec.seq)?
-            }
-            _ => None,
+    }
+
+    /// The fact of a record; none without an effective date (which is then staged as nothing).
+    fn fact(
+        &mut self,
+        seq: u64,
+        effective: Option<Date>,
+        event: Event,
+        announcement: Option<Rc<Fact>>,
+        body: Option<Vec<u8>>,
+    ) -> Option<Rc<Fact>> {
+        let Some(effective) = effective else {
+            self.set_staged(seq, Staged::Nothing);
+            return None;
         };
-        if let Some(fact) = fact_of(rec, announcement) {
-            let keys = fact.timelines();
-            let fact = Rc::new(fact);
-            for key in &keys {
-                self.timeline(key, rec.seq)?.push(Rc::clone(&fact));
-            }
-            self.located.insert(rec.seq, keys);
+        let body = body.and_then(|body| body_with(body, announcement.as_deref()));
+        Some(Rc::new(Fact {
+            effective,
+            seq,
+            retracted_by: None,
+            event,
+            announcement: announcement.map(|a| a.event.clone()),
+            stored_body: StoredBody(body),
+        }))
+    }
+
+    /// Adds a fact to each of its timelines.
+    fn place(&mut self, fact: Rc<Fact>) -> Result<()> {
+        for (ns, slug) in fact.timeline_refs() {
+            let i = self.slot(ns, slug, fact.seq)?;
+            self.timelines[i].push(Rc::clone(&fact));
         }
+        self.set_staged(fact.seq, Staged::Fact(fact));
+        Ok(())
+    }
+
+    /// Adds a fact to each of its timelines, given as numbered slugs (in
+    /// [`Fact::timeline_refs`] order); a number met for the first time is
+    /// looked up by its slug once.
+    fn place_numbered(&mut self, fact: Rc<Fact>, numbered: &[(Ns, u32)]) -> Result<()> {
+        let mut slots = [NO_SLOT; AHEAD];
+        for (j, &(ns, number)) in numbered.iter().enumerate() {
+            let n = number as usize;
+            slots[j] = match self.by_number.get(n).map(|s| s[ns_slot(ns)]).filter(|i| *i != NO_SLOT) {
+                Some(i) => i,
+                None => {
+                    let refs = fact.timeline_refs();
+                    let Some(&(_, slug)) = refs.get(j).filter(|(ns_j, _)| *ns_j == ns) else {
+                        return self.place(fact); // (numbered otherwise: never the case)
+                    };
+                    let i = self.slot(ns, slug, fact.seq)?;
+                    if self.by_number.len() <= n {
+                        self.by_number.resize(n + 1, [NO_SLOT; 3]);
+                    }
+                    self.by_number[n][ns_slot(ns)] = i;
+                    i
+                }
+            };
+        }
+        for &i in &slots[..numbered.len()] {
+            self.timelines[i].push(Rc::clone(&fact));
+        }
+        self.set_staged(fact.seq, Staged::Fact(fact));
         Ok(())
     }
 
@@ -150,8 +385,8 @@ impl<'a> Indexer<'a> {
             .ok_or_else(|| crate::Error::Corrupt { seq: by, detail: format!("retracts unknown id {id}") })?;
         self.retractions.insert(target, by);
         self.staged_retractions.push(target);
-        for key in self.locate(target)? {
-            for fact in self.timeline(&key, by)?.iter_mut().filter(|f| f.seq == target) {
+        for (ns, slug) in self.locate(target)? {
+            for fact in self.timeline(ns, &slug, by)?.iter_mut().filter(|f| f.seq == target) {
                 Rc::make_mut(fact).retracted_by = Some(by);
             }
         }
@@ -160,18 +395,17 @@ impl<'a> Indexer<'a> {
 
     /// The timelines holding the fact of the event at `seq`.
     fn locate(&mut self, seq: u64) -> Result<Vec<TimelineKey>> {
-        if let Some(keys) = self.located.get(&seq) {
-            return Ok(keys.clone());
+        if let Some(Staged::Fact(fact)) = self.staged_at(seq) {
+            return Ok(fact.timelines());
         }
         let rec = self.store.get(seq)?;
         if let Event::DealCompleted { deal, .. } | Event::DealTerminated { deal, .. } = &rec.event {
             // A closure names its parties through its fact in the deal's timeline.
-            let deal_key = (Ns::Deal, deal.clone());
-            if let Some(fact) = self.timeline(&deal_key, seq)?.iter().find(|f| f.seq == seq) {
+            if let Some(fact) = self.timeline(Ns::Deal, deal, seq)?.iter().find(|f| f.seq == seq) {
                 return Ok(fact.timelines());
             }
         }
-        Ok(fact_of(&rec, None).map(|f| f.timelines()).unwrap_or_default())
+        Ok(crate::timeline::fact_of(&rec, None).map(|f| f.timelines()).unwrap_or_default())
     }
 
     /// The touched timelines with the first staged seq that touched each, in the order touched.
@@ -186,29 +420,86 @@ impl<'a> Indexer<'a> {
 
     /// All staged facts of a touched timeline, retracted ones included, in fold order.
     pub fn all(&mut self, key: &TimelineKey) -> Vec<Rc<Fact>> {
-        let Some(facts) = self.timelines.get_mut(key) else { return Vec::new() };
+        let Some(i) = self.staged_slot(key.0, &key.1) else { return Vec::new() };
+        let facts = &mut self.timelines[i];
         facts.sort_by_key(|f| f.key());
         facts.clone()
     }
 
-    /// Sorts the touched timelines into fold order and writes everything;
-    /// returns the timelines written. Idempotent: a record indexed again
+    /// Sorts the touched timelines into fold order and writes everything
+    /// (the timelines written are those of [`Indexer::touched`]). Idempotent: a record indexed again
     /// after a crash (when part of the index reached the disk without its
     /// watermark) is kept once.
     ///
     /// # Errors
     /// Storage errors.
-    pub fn finish(mut self) -> Result<HashSet<TimelineKey>> {
-        for facts in self.timelines.values_mut() {
+    pub fn finish(mut self) -> Result<()> {
+        for facts in &mut self.timelines {
             facts.sort_by_key(|f| f.key());
             facts.dedup_by_key(|f| f.seq);
         }
-        self.store.write_index(&self.ids, &self.timelines, !self.fresh)?;
+        let written = self.touched.iter().map(|(key, _)| key).zip(self.timelines.iter().map(Vec::as_slice));
+        self.store.write_index(&self.ids, written, !self.fresh)?;
         for seq in &self.staged_retractions {
             if let Some(by) = self.retractions.get(seq) {
                 self.store.mark_retracted(*seq, *by)?;
             }
         }
-        Ok(self.timelines.into_keys().collect())
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Timestamp;
+
+    fn record(seq: u64, event: Event) -> StoredEvent {
+        StoredEvent {
+            seq,
+            id: Uuid::from_u128(u128::from(seq)),
+            recorded_at: Timestamp::from_nanos(0),
+            effective: Date::parse("2025-01-01").ok(),
+            source: None,
+            note: None,
+            event,
+            prev_hash: [0; 32],
+            hash: [0; 32],
+        }
+    }
+
+    fn slug(text: &str) -> EntityId {
+        EntityId::parse(text).expect("slug")
+    }
+
+    #[test]
+    fn numbering_gives_each_slug_one_number_in_timeline_order() {
+        let mut numbering = Numbering::default();
+        let renamed = |company: &str| Event::CompanyRenamed { company: slug(company), name: "X".into() };
+        let first = numbering.prepare(record(1, renamed("b")), None);
+        let again = numbering.prepare(record(2, renamed("b")), None);
+        let other = numbering.prepare(record(3, renamed("a")), None);
+        assert_eq!(first.numbered.map(|(n, len)| n[..len].to_vec()), Some(vec![(Ns::Entity, 0)]));
+        assert_eq!(again.numbered.map(|(n, len)| n[..len].to_vec()), Some(vec![(Ns::Entity, 0)]));
+        assert_eq!(other.numbered.map(|(n, len)| n[..len].to_vec()), Some(vec![(Ns::Entity, 1)]));
+        // A closure's timelines are its announcement's, known only when staged.
+        let closure = Event::DealTerminated { deal: slug("d"), reason: None };
+        assert!(numbering.prepare(record(4, closure), None).numbered.is_none());
+    }
+
+    #[test]
+    fn a_closure_body_is_its_event_then_its_announcement() {
+        let announced = Fact {
+            effective: Date::parse("2025-01-01").expect("date"),
+            seq: 1,
+            retracted_by: None,
+            event: Event::CompanyRenamed { company: slug("a"), name: "A".into() },
+            announcement: None,
+            stored_body: StoredBody(Some(Rc::from(&[7u8, 8, 0][..]))),
+        };
+        assert_eq!(body_with(vec![5, 6, 0], Some(&announced)).as_deref(), Some(&[5u8, 6, 1, 7, 8][..]));
+        assert_eq!(body_with(vec![5, 6, 0], None).as_deref(), Some(&[5u8, 6, 0][..]));
+        let unknown = Fact { stored_body: StoredBody(None), ..announced };
+        assert_eq!(body_with(vec![5, 6, 0], Some(&unknown)), None);
     }
 }

@@ -30,7 +30,6 @@
 //! This module must never decide whether an event is valid: it stores what the
 //! ledger hands it and answers range reads.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -291,6 +290,66 @@ impl Store {
         self.raw_from(after).map(|item| item.and_then(|(seq, bytes)| decode_at(seq, &bytes)))
     }
 
+    /// Calls `each` with the records from `after + 1` on, in seq order, as
+    /// [`records_from`](Self::records_from) would give them, but read,
+    /// decoded and passed through `prepare` (with the encoded body of the
+    /// record's timeline fact when it could be cut from the record, see
+    /// `codec::fact_body_of_record`) on a second thread while `each` works on
+    /// the earlier ones.
+    ///
+    /// # Errors
+    /// The first error of `each`, or of reading the log (after every record before it was handed over).
+    pub fn scan_from<P: Send>(
+        &self,
+        after: u64,
+        prepare: impl FnMut(StoredEvent, Option<Vec<u8>>) -> P + Send,
+        mut each: impl FnMut(P) -> Result<()>,
+    ) -> Result<()> {
+        let (chunks, received) = std::sync::mpsc::sync_channel::<Result<Vec<P>>>(16);
+        std::thread::scope(|scope| {
+            scope.spawn(move || self.read_ahead(after, prepare, &chunks));
+            for chunk in received {
+                for prepared in chunk? {
+                    each(prepared)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The reading side of [`Store::scan_from`]: sends the prepared records
+    /// in chunks, then the error that stopped the reading, if any.
+    fn read_ahead<P>(
+        &self,
+        after: u64,
+        mut prepare: impl FnMut(StoredEvent, Option<Vec<u8>>) -> P,
+        chunks: &std::sync::mpsc::SyncSender<Result<Vec<P>>>,
+    ) {
+        let mut chunk = Vec::with_capacity(SCAN_CHUNK);
+        for item in self.raw_from(after) {
+            let rec = item.and_then(|(seq, bytes)| {
+                let rec = decode_at(seq, &bytes)?;
+                let body = codec::fact_body_of_record(bytes, &rec);
+                Ok(prepare(rec, body))
+            });
+            match rec {
+                Ok(rec) => chunk.push(rec),
+                Err(e) => {
+                    let _ = chunks.send(Ok(chunk));
+                    let _ = chunks.send(Err(e));
+                    return;
+                }
+            }
+            // (a failed send means the caller stopped on an error of its own)
+            if chunk.len() == SCAN_CHUNK
+                && chunks.send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(SCAN_CHUNK)))).is_err()
+            {
+                return;
+            }
+        }
+        let _ = chunks.send(Ok(chunk));
+    }
+
     /// Writes records to the log in one atomic batch of blocks and makes them durable.
     ///
     /// # Errors
@@ -390,15 +449,14 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::Storage`] on a write failure.
-    pub fn write_index(
+    pub fn write_index<'t>(
         &self,
         ids: &[(Uuid, u64)],
-        timelines: &HashMap<(Ns, EntityId), Vec<Rc<Fact>>>,
+        timelines: impl Iterator<Item = (&'t (Ns, EntityId), &'t [Rc<Fact>])>,
         merge_ids: bool,
     ) -> Result<()> {
         self.write_ids(ids, merge_ids)?;
-        let values =
-            timelines.iter().map(|((ns, slug), facts)| (timeline_key(*ns, slug), codec::encode_timeline(facts)));
+        let values = timelines.map(|((ns, slug), facts)| (timeline_key(*ns, slug), codec::encode_timeline(facts)));
         insert_in_batches(&self.timeline, values)?;
         Ok(())
     }
@@ -449,10 +507,12 @@ impl Store {
     /// whole bucket, and a look-up searches O(log n) runs. Without `merge`
     /// (a rebuild from the log), each bucket is replaced by one run.
     fn write_ids(&self, ids: &[(Uuid, u64)], merge: bool) -> Result<()> {
-        let mut by_bucket: HashMap<u16, Vec<[u8; ID_ENTRY]>> = HashMap::new();
-        for (id, seq) in ids {
-            by_bucket.entry(id_bucket(id)).or_default().push(id_entry(id, *seq));
-        }
+        let mut entries: Vec<(u16, [u8; ID_ENTRY])> =
+            ids.iter().map(|(id, seq)| (id_bucket(id), id_entry(id, *seq))).collect();
+        entries.sort_unstable();
+        let by_bucket = entries
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|group| (group[0].0, group.iter().map(|(_, e)| *e).collect::<Vec<_>>()));
         // A bucket's merged run and the removal of the runs it absorbed go in
         // one (atomic) sled batch: a crash must not lose entries below the
         // watermark. Buckets go in modest batches: sled's memory grows with a
@@ -521,6 +581,28 @@ impl Store {
         Ok(self.timeline.get(timeline_key(ns, slug))?)
     }
 
+    /// Every derived value (ids, timelines, retractions), for tests comparing
+    /// two indexes. Ids come as their logical entries (sorted, once each):
+    /// how they are split into runs depends on the appends that wrote them.
+    #[cfg(test)]
+    pub fn derived_values(&self) -> Vec<(u8, Vec<u8>, Vec<u8>)> {
+        let mut ids: Vec<(u8, Vec<u8>, Vec<u8>)> = self
+            .ids
+            .iter()
+            .values()
+            .filter_map(std::result::Result::ok)
+            .flat_map(|run| run.chunks_exact(ID_ENTRY).map(|e| (b'i', e.to_vec(), Vec::new())).collect::<Vec<_>>())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let rest: Vec<(u8, Vec<u8>, Vec<u8>)> = [(b't', &self.timeline), (b'r', &self.retracted)]
+            .into_iter()
+            .flat_map(|(tag, tree)| tree.iter().map(move |kv| kv.map(|(k, v)| (tag, k.to_vec(), v.to_vec()))))
+            .collect::<std::result::Result<_, _>>()
+            .unwrap_or_default();
+        ids.into_iter().chain(rest).collect()
+    }
+
     /// The number of bytes sled reports on disk.
     ///
     /// # Errors
@@ -531,7 +613,8 @@ impl Store {
 }
 
 /// Inserts key/value pairs in batches of at most 1,024 (a few go one by one:
-/// a sled batch has a fixed cost that dominates a small append).
+/// a sled batch has a fixed cost that dominates a small append). The batches
+/// are applied on a second thread while the caller's iterator makes the next.
 fn insert_in_batches(tree: &sled::Tree, pairs: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<()> {
     let pairs = pairs.into_iter();
     if pairs.size_hint().1.is_some_and(|n| n <= 16) {
@@ -540,19 +623,35 @@ fn insert_in_batches(tree: &sled::Tree, pairs: impl IntoIterator<Item = (Vec<u8>
         }
         return Ok(());
     }
-    let mut batch = sled::Batch::default();
-    let mut len = 0;
-    for (key, value) in pairs {
-        batch.insert(key, value);
-        len += 1;
-        if len == 1_024 {
-            tree.apply_batch(std::mem::take(&mut batch))?;
-            len = 0;
+    let (batches, to_apply) = std::sync::mpsc::sync_channel::<sled::Batch>(2);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<()> {
+            for batch in to_apply {
+                tree.apply_batch(batch)?;
+            }
+            Ok(())
+        });
+        let mut batch = sled::Batch::default();
+        let mut len = 0;
+        for (key, value) in pairs {
+            batch.insert(key, value);
+            len += 1;
+            // (a failed send means the writer stopped on an error, which its join reports)
+            if len == 1_024 && batches.send(std::mem::take(&mut batch)).is_err() {
+                break;
+            }
+            len %= 1_024;
         }
-    }
-    tree.apply_batch(batch)?;
-    Ok(())
+        if len > 0 {
+            let _ = batches.send(batch);
+        }
+        drop(batches);
+        writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
+
+/// Records are handed from the reading thread to the caller in chunks of this many.
+const SCAN_CHUNK: usize = 256;
 
 /// Opens sled, waiting up to a second for a lock held by a `Db` of this
 /// process that was just dropped: sled 0.34 releases the file lock from a
@@ -665,6 +764,8 @@ fn decode_at(seq: u64, bytes: &[u8]) -> Result<StoredEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Event;
+    use crate::value::{Date, Timestamp};
 
     /// Ids that all fall in bucket 7.
     fn id_in_bucket_7(n: u64) -> Uuid {
@@ -679,9 +780,8 @@ mod tests {
     fn ids_of_many_small_appends_stay_in_few_runs_and_all_resolve() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("db"), true, 1 << 20).expect("open");
-        let none = HashMap::new();
         for seq in 1..=1_000u64 {
-            store.write_index(&[(id_in_bucket_7(seq), seq)], &none, true).expect("write");
+            store.write_index(&[(id_in_bucket_7(seq), seq)], std::iter::empty(), true).expect("write");
             let runs = runs_of(&store, 7);
             assert_eq!(runs.iter().sum::<usize>(), seq as usize, "no entry lost or doubled after seq {seq}");
             assert!(runs.len() <= 2 * (64 - seq.leading_zeros() as usize), "{} runs after {seq} appends", runs.len());
@@ -692,10 +792,10 @@ mod tests {
         assert_eq!(store.seq_of_id(&id_in_bucket_7(1_001)).expect("read"), None);
         // Indexing a record again (after a crash before the watermark) may
         // leave a copy in a newer run until a merge; it resolves the same.
-        store.write_index(&[(id_in_bucket_7(1_000), 1_000)], &none, true).expect("write");
+        store.write_index(&[(id_in_bucket_7(1_000), 1_000)], std::iter::empty(), true).expect("write");
         assert_eq!(store.seq_of_id(&id_in_bucket_7(1_000)).expect("read"), Some(1_000));
         // A rebuild leaves one run per bucket.
-        store.write_index(&[(id_in_bucket_7(5), 5)], &none, false).expect("rebuild");
+        store.write_index(&[(id_in_bucket_7(5), 5)], std::iter::empty(), false).expect("rebuild");
         assert_eq!(runs_of(&store, 7), vec![1_000]);
     }
 
@@ -715,5 +815,69 @@ mod tests {
         let store = Store::open(&old, false, 1 << 20).expect("an old ledger opens");
         assert_eq!(store.head().expect("head").0, 0);
         assert_eq!(segment_size(&old.join("log"), 0), 512 << 10);
+    }
+
+    fn records(n: u64) -> Vec<StoredEvent> {
+        (1..=n)
+            .map(|seq| StoredEvent {
+                seq,
+                id: Uuid::from_u128(u128::from(seq)),
+                recorded_at: Timestamp::from_nanos(0),
+                effective: Date::parse("2025-01-01").ok(),
+                source: None,
+                note: None,
+                event: Event::CompanyRegistered {
+                    company: EntityId::parse(&format!("c{seq}")).expect("slug"),
+                    name: format!("C {seq}"),
+                    jurisdiction: None,
+                },
+                prev_hash: [0; 32],
+                hash: [0; 32],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_scan_gives_what_records_from_gives_and_stops_at_the_first_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), true, 1 << 20).expect("open");
+        store.append_durably(&records(1_000)).expect("append");
+        let mut scanned = Vec::new();
+        store
+            .scan_from(
+                200,
+                |rec, body| (rec, body.is_some()),
+                |one| {
+                    scanned.push(one);
+                    Ok(())
+                },
+            )
+            .expect("scan");
+        let expected: Vec<StoredEvent> = store.records_from(200).collect::<Result<_>>().expect("records");
+        assert!(scanned.iter().all(|(_, cut)| *cut), "every body is cut from its record");
+        assert_eq!(scanned.into_iter().map(|(rec, _)| rec).collect::<Vec<_>>(), expected);
+        let mut seen = 0;
+        let stopped = store.scan_from(
+            0,
+            |rec, _| rec.seq,
+            |seq| {
+                seen += 1;
+                if seq == 300 {
+                    return Err(Error::Corrupt { seq, detail: "stop".into() });
+                }
+                Ok(())
+            },
+        );
+        assert!(matches!(stopped, Err(Error::Corrupt { seq: 300, .. })));
+        assert_eq!(seen, 300);
+    }
+
+    #[test]
+    fn batches_applied_on_the_writer_thread_all_land() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), true, 1 << 20).expect("open");
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0u32..3_000).map(|i| (i.to_be_bytes().to_vec(), vec![7; 10])).collect();
+        insert_in_batches(&store.meta, pairs).expect("insert");
+        assert_eq!(store.meta.len(), 3_000);
     }
 }

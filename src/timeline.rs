@@ -70,27 +70,17 @@ impl Fact {
     /// Every entity the fact names, with its part; a deal's completion or
     /// termination names the parties of its announcement.
     pub fn parties(&self) -> Vec<(&EntityId, Part)> {
-        match (&self.event, &self.announcement) {
-            (Event::DealCompleted { .. } | Event::DealTerminated { .. }, Some(a)) => a.parties(),
-            (ev, _) => ev.parties(),
-        }
+        parties_of(&self.event, self.announcement.as_ref())
     }
 
     /// The timelines the fact belongs to: its parties' and its deal's.
     pub fn timelines(&self) -> Vec<(Ns, EntityId)> {
-        let mut keys: Vec<(Ns, EntityId)> = Vec::with_capacity(4);
-        for (id, _) in self.parties() {
-            if !keys.iter().any(|(_, k)| k == id) {
-                keys.push((Ns::Entity, id.clone()));
-            }
-        }
-        if let Some(deal) = self.event.deal_id() {
-            keys.push((Ns::Deal, deal.clone()));
-        }
-        if let Event::CompanyRegistered { company: id, .. } | Event::PersonRegistered { person: id, .. } = &self.event {
-            keys.push((Ns::Name, id.clone()));
-        }
-        keys
+        self.timeline_refs().into_iter().map(|(ns, id)| (ns, id.clone())).collect()
+    }
+
+    /// As [`Fact::timelines`], borrowing the slugs.
+    pub fn timeline_refs(&self) -> Vec<(Ns, &EntityId)> {
+        timeline_refs_of(&self.event, self.announcement.as_ref())
     }
 
     /// Whether the fact counts as known at `upto` (recorded and not retracted by then).
@@ -160,6 +150,33 @@ impl std::ops::BitOr for Topics {
     fn bitor(self, other: Topics) -> Topics {
         Topics(self.0 | other.0)
     }
+}
+
+/// The entities an event names, with their parts; a deal's completion or
+/// termination names the parties of `announcement`, the announcement it closes.
+fn parties_of<'e>(event: &'e Event, announcement: Option<&'e Event>) -> Vec<(&'e EntityId, Part)> {
+    match (event, announcement) {
+        (Event::DealCompleted { .. } | Event::DealTerminated { .. }, Some(a)) => a.parties(),
+        (ev, _) => ev.parties(),
+    }
+}
+
+/// The timelines the fact of `event` belongs to (see [`Fact::timelines`]),
+/// given the announcement it closes, if it closes a deal.
+pub fn timeline_refs_of<'e>(event: &'e Event, announcement: Option<&'e Event>) -> Vec<(Ns, &'e EntityId)> {
+    let mut keys: Vec<(Ns, &EntityId)> = Vec::with_capacity(4);
+    for (id, _) in parties_of(event, announcement) {
+        if !keys.iter().any(|(_, k)| *k == id) {
+            keys.push((Ns::Entity, id));
+        }
+    }
+    if let Some(deal) = event.deal_id() {
+        keys.push((Ns::Deal, deal));
+    }
+    if let Event::CompanyRegistered { company: id, .. } | Event::PersonRegistered { person: id, .. } = event {
+        keys.push((Ns::Name, id));
+    }
+    keys
 }
 
 /// The fact of a record, given the announcement it closes (if it closes a deal).
