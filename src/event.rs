@@ -424,3 +424,19 @@ impl Event {
         }
     }
 }
+
+/// A record of `event` at `seq` with fixed other fields, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_record(seq: u64, event: Event) -> StoredEvent {
+    StoredEvent {
+        seq,
+        id: Uuid::from_u128(u128::from(seq)),
+        recorded_at: Timestamp::from_nanos(0),
+        effective: Date::parse("2025-01-01").ok(),
+        source: None,
+        note: None,
+        event,
+        prev_hash: [0; 32],
+        hash: [0; 32],
+    }
+}

@@ -452,20 +452,9 @@ impl<'a> Indexer<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Timestamp;
 
     fn record(seq: u64, event: Event) -> StoredEvent {
-        StoredEvent {
-            seq,
-            id: Uuid::from_u128(u128::from(seq)),
-            recorded_at: Timestamp::from_nanos(0),
-            effective: Date::parse("2025-01-01").ok(),
-            source: None,
-            note: None,
-            event,
-            prev_hash: [0; 32],
-            hash: [0; 32],
-        }
+        crate::event::test_record(seq, event)
     }
 
     fn slug(text: &str) -> EntityId {

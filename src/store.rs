@@ -765,7 +765,6 @@ fn decode_at(seq: u64, bytes: &[u8]) -> Result<StoredEvent> {
 mod tests {
     use super::*;
     use crate::event::Event;
-    use crate::value::{Date, Timestamp};
 
     /// Ids that all fall in bucket 7.
     fn id_in_bucket_7(n: u64) -> Uuid {
@@ -819,20 +818,12 @@ mod tests {
 
     fn records(n: u64) -> Vec<StoredEvent> {
         (1..=n)
-            .map(|seq| StoredEvent {
-                seq,
-                id: Uuid::from_u128(u128::from(seq)),
-                recorded_at: Timestamp::from_nanos(0),
-                effective: Date::parse("2025-01-01").ok(),
-                source: None,
-                note: None,
-                event: Event::CompanyRegistered {
-                    company: EntityId::parse(&format!("c{seq}")).expect("slug"),
-                    name: format!("C {seq}"),
-                    jurisdiction: None,
-                },
-                prev_hash: [0; 32],
-                hash: [0; 32],
+            .map(|seq| {
+                let company = EntityId::parse(&format!("c{seq}")).expect("slug");
+                crate::event::test_record(
+                    seq,
+                    Event::CompanyRegistered { company, name: format!("C {seq}"), jurisdiction: None },
+                )
             })
             .collect()
     }
