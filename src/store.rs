@@ -522,8 +522,10 @@ impl Store {
         for (bucket, mut run) in by_bucket {
             let mut first = run.iter().map(entry_seq).min().unwrap_or(0);
             let mut absorbed = Vec::new();
-            for stored in self.ids.scan_prefix(bucket.to_be_bytes()).rev() {
-                let (key, value) = stored?;
+            // (a bucket holds few runs: read forward, then walk newest first;
+            // sled's reverse scans cost a seek per step)
+            let runs = self.ids.scan_prefix(bucket.to_be_bytes()).collect::<std::result::Result<Vec<_>, _>>()?;
+            for (key, value) in runs.into_iter().rev() {
                 if merge && value.len() / ID_ENTRY > 2 * run.len() {
                     break;
                 }
