@@ -25,17 +25,9 @@ const SCALE_AI: &str = include_str!("../examples/data/scale-ai.jsonl");
 /// The acquisition as the ledger would store it (seq, recorded_at and hashes made up).
 fn acquisition_record() -> StoredEvent {
     let (_, draft) = parse_input(ACQUISITION).expect("valid event").remove(0);
-    StoredEvent {
-        seq: 123_456,
-        id: draft.id.expect("the line has an id"),
-        recorded_at: Timestamp::parse("2025-06-13T09:30:00.123456789Z").expect("valid timestamp"),
-        effective: draft.effective,
-        source: draft.source,
-        note: draft.note,
-        event: draft.event,
-        prev_hash: [0x5a; 32],
-        hash: [0xa5; 32],
-    }
+    assert!(draft.id.is_some(), "the line has an id");
+    let recorded_at = Timestamp::parse("2025-06-13T09:30:00.123456789Z").expect("valid timestamp");
+    StoredEvent { prev_hash: [0x5a; 32], hash: [0xa5; 32], ..StoredEvent::unhashed(draft, 123_456, recorded_at) }
 }
 
 fn date(text: &str) -> Date {

@@ -352,6 +352,23 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// The record a draft becomes at `seq`, stored at `recorded_at`, with
+    /// the draft's id (a new v7 id when it has none) and the hashes still
+    /// zero: the ledger chains them once the whole append is placed.
+    pub fn unhashed(draft: Draft, seq: u64, recorded_at: Timestamp) -> Self {
+        StoredEvent {
+            seq,
+            id: draft.id.unwrap_or_else(Uuid::now_v7),
+            recorded_at,
+            effective: draft.effective,
+            source: draft.source,
+            note: draft.note,
+            event: draft.event,
+            prev_hash: [0; 32],
+            hash: [0; 32],
+        }
+    }
+
     /// The fold position `(effective, seq)`; a retraction sorts by seq alone, before any date.
     pub fn fold_key(&self) -> (Option<Date>, u64) {
         (self.effective, self.seq)
@@ -428,15 +445,12 @@ impl Event {
 /// A record of `event` at `seq` with fixed other fields, for unit tests.
 #[cfg(test)]
 pub(crate) fn test_record(seq: u64, event: Event) -> StoredEvent {
-    StoredEvent {
-        seq,
-        id: Uuid::from_u128(u128::from(seq)),
-        recorded_at: Timestamp::from_nanos(0),
+    let draft = Draft {
+        id: Some(Uuid::from_u128(u128::from(seq))),
         effective: Date::parse("2025-01-01").ok(),
         source: None,
         note: None,
         event,
-        prev_hash: [0; 32],
-        hash: [0; 32],
-    }
+    };
+    StoredEvent::unhashed(draft, seq, Timestamp::from_nanos(0))
 }

@@ -429,17 +429,7 @@ impl Ledger {
                 continue;
             }
             last_time = Timestamp::now().max(last_time);
-            let rec = StoredEvent {
-                seq: head + records.len() as u64 + 1,
-                id: draft.id.unwrap_or_else(Uuid::now_v7),
-                recorded_at: last_time,
-                effective: draft.effective,
-                source: draft.source,
-                note: draft.note,
-                event: draft.event,
-                prev_hash: [0; 32],
-                hash: [0; 32],
-            };
+            let rec = StoredEvent::unhashed(draft, head + records.len() as u64 + 1, last_time);
             batch_ids.insert(rec.id, records.len());
             answers.push(Appended { seq: rec.seq, id: rec.id });
             records.push(rec);
