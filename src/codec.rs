@@ -121,7 +121,7 @@ fn decode_v1_whole(body: &[u8]) -> Result<StoredEvent, DecodeError> {
     Ok(rec)
 }
 
-/// The bincode body of a timeline fact `(event, None)` (see [`encode_timeline`]),
+/// The bincode body of a timeline fact `(event, None)` (see [`encode_timeline_parts`]),
 /// cut out of the record's own encoding instead of encoding the event again.
 /// The record's body is the fields of [`StoredEvent`] one after another, so its
 /// event is the bytes between the encoded fields before it and the two hashes
@@ -233,33 +233,82 @@ pub struct FactHeader {
 
 const FACT_HEADER: usize = 4 + 8 + 8 + 4 + 1;
 
-/// Encodes a timeline: `[DERIVED_VERSION][count u32]`, then a fixed-size
-/// header per fact (effective i32, seq u64, retracted_by u64, body end u32,
-/// topics u8; little-endian), then the bincode bodies `(event,
-/// announcement)`. Headers let a query read the dates, retractions and
-/// topics of every fact and decode only the facts it folds.
+/// [`encode_timeline_parts`] of decoded facts.
+#[cfg(test)]
 pub fn encode_timeline(facts: &[std::rc::Rc<crate::timeline::Fact>]) -> Vec<u8> {
-    let mut bodies = Vec::with_capacity(facts.len() * 64);
-    let mut out = Vec::with_capacity(5 + facts.len() * (FACT_HEADER + 64));
+    let parts: Vec<TimelinePart<'_>> = facts.iter().map(|f| TimelinePart::Fact(f)).collect();
+    encode_timeline_parts(&parts)
+}
+
+/// One fact of a timeline to encode: decoded, or kept as it was read
+/// (its header and encoded body, copied as they are).
+#[derive(Clone, Copy, Debug)]
+pub enum TimelinePart<'a> {
+    /// A decoded fact (its kept body, if any, is copied rather than encoded).
+    Fact(&'a crate::timeline::Fact),
+    /// A fact left encoded: its header (whose `end` is ignored) and body.
+    Kept(&'a FactHeader, &'a [u8]),
+}
+
+/// Encodes a timeline, given its facts in fold order (some of them as they
+/// were read): `[DERIVED_VERSION][count u32]`, then a fixed-size header per
+/// fact (effective i32, seq u64, retracted_by u64, body end u32, topics u8;
+/// little-endian), then the bincode bodies `(event, announcement)`. Headers
+/// let a query read the dates, retractions and topics of every fact and
+/// decode only the facts it folds, and let an append copy the facts it does
+/// not read.
+pub fn encode_timeline_parts(parts: &[TimelinePart<'_>]) -> Vec<u8> {
+    let mut bodies = Vec::with_capacity(parts.len() * 64);
+    let mut out = Vec::with_capacity(5 + parts.len() * (FACT_HEADER + 64));
     out.push(DERIVED_VERSION);
-    out.extend_from_slice(&(facts.len() as u32).to_le_bytes());
-    for fact in facts {
-        match &fact.stored_body.0 {
-            Some(body) => bodies.extend_from_slice(body),
-            None => {
-                if let Ok(body) = bincode::serde::encode_to_vec((&fact.event, &fact.announcement), config()) {
-                    bodies.extend_from_slice(&body);
+    out.extend_from_slice(&(parts.len() as u32).to_le_bytes());
+    for part in parts {
+        let (effective, seq, retracted_by, topics) = match part {
+            TimelinePart::Fact(fact) => {
+                match &fact.stored_body.0 {
+                    Some(body) => bodies.extend_from_slice(body),
+                    None => {
+                        if let Ok(body) = bincode::serde::encode_to_vec((&fact.event, &fact.announcement), config()) {
+                            bodies.extend_from_slice(&body);
+                        }
+                    }
                 }
+                let topics = crate::timeline::Topics::of(&fact.event).bits();
+                (fact.effective.days(), fact.seq, fact.retracted_by.unwrap_or(u64::MAX), topics)
             }
-        }
-        out.extend_from_slice(&fact.effective.days().to_le_bytes());
-        out.extend_from_slice(&fact.seq.to_le_bytes());
-        out.extend_from_slice(&fact.retracted_by.unwrap_or(u64::MAX).to_le_bytes());
+            TimelinePart::Kept(header, body) => {
+                bodies.extend_from_slice(body);
+                (header.effective, header.seq, header.retracted_by, header.topics)
+            }
+        };
+        out.extend_from_slice(&effective.to_le_bytes());
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&retracted_by.to_le_bytes());
         out.extend_from_slice(&(bodies.len() as u32).to_le_bytes());
-        out.push(crate::timeline::Topics::of(&fact.event).bits());
+        out.push(topics);
     }
     out.extend_from_slice(&bodies);
     out
+}
+
+/// Where the body of fact `i` lies in an encoded timeline, given its headers
+/// and where the bodies start.
+///
+/// # Errors
+/// [`DecodeError`] when the headers point outside the value.
+pub fn timeline_body_range(
+    bytes: &[u8],
+    headers: &[FactHeader],
+    bodies_start: usize,
+    i: usize,
+) -> Result<std::ops::Range<usize>, DecodeError> {
+    let h = headers.get(i).ok_or_else(|| DecodeError::Body(format!("no fact {i}")))?;
+    let start = bodies_start + if i == 0 { 0 } else { headers[i - 1].end as usize };
+    let end = bodies_start + h.end as usize;
+    if start > end || end > bytes.len() {
+        return Err(DecodeError::Body("timeline body cut short".into()));
+    }
+    Ok(start..end)
 }
 
 /// Reads the headers of an encoded timeline; returns them and where the bodies start.
@@ -299,11 +348,16 @@ pub fn timeline_fact(
     i: usize,
     keep_body: bool,
 ) -> Result<crate::timeline::Fact, DecodeError> {
-    let h = headers.get(i).ok_or_else(|| DecodeError::Body(format!("no fact {i}")))?;
-    let start = if i == 0 { 0 } else { headers[i - 1].end as usize };
-    let body = bytes
-        .get(bodies_start + start..bodies_start + h.end as usize)
-        .ok_or_else(|| DecodeError::Body("timeline body cut short".into()))?;
+    let body = &bytes[timeline_body_range(bytes, headers, bodies_start, i)?];
+    timeline_fact_of(&headers[i], body, keep_body) // (`i` in range: checked by `timeline_body_range`)
+}
+
+/// Decodes one fact of an encoded timeline from its header and body; with
+/// `keep_body`, the fact keeps a copy of its encoded body for a cheap rewrite.
+///
+/// # Errors
+/// [`DecodeError`] when the body is damaged.
+pub fn timeline_fact_of(h: &FactHeader, body: &[u8], keep_body: bool) -> Result<crate::timeline::Fact, DecodeError> {
     let ((event, announcement), _): ((crate::event::Event, Option<crate::event::Event>), usize) =
         bincode::serde::decode_from_slice(body, config()).map_err(|e| DecodeError::Body(e.to_string()))?;
     Ok(crate::timeline::Fact {

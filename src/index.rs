@@ -10,15 +10,139 @@
 //! and never decide validity: everything it writes can be rebuilt from the log.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::rc::Rc;
 
 use uuid::Uuid;
 
+use crate::codec::{self, FactHeader, TimelinePart};
 use crate::error::Result;
-use crate::event::{Event, StoredEvent};
+use crate::event::{Event, Kind, StoredEvent};
 use crate::store::{Ns, Store};
-use crate::timeline::{timeline_refs_of, Fact, StoredBody, TimelineKey};
+use crate::timeline::{timeline_refs_of, Fact, Registration, StoredBody, TimelineKey, Topics};
 use crate::value::{Date, EntityId};
+
+/// A staged timeline: its decoded facts (the batch's, and the stored ones a
+/// rule may read) and the stored facts left encoded. Validation folds only
+/// the decoded ones, so a stored fact is decoded only when a rule can read it
+/// (see [`StagedTimeline::load`]), and [`Indexer::finish`] copies the others
+/// as they were read: a fund's thousandth acquisition decodes a handful of
+/// its facts, not a thousand.
+#[derive(Default)]
+struct StagedTimeline {
+    /// Decoded facts, in no particular order until sorted.
+    facts: Vec<Rc<Fact>>,
+    /// Stored facts left encoded, in fold order: header and body in `bytes`.
+    kept: Vec<(FactHeader, Range<usize>)>,
+    /// The stored value `kept` points into.
+    bytes: Option<sled::IVec>,
+}
+
+impl StagedTimeline {
+    /// Loads a stored timeline, decoding the facts a rule may read. Stored
+    /// facts passed every rule when stored, and a batch that only adds facts
+    /// changes neither their registration (the first one by seq) nor their
+    /// dates: what can break is a fold's state, and each fold reads one topic
+    /// (`projection`). So an entity's timeline decodes its registrations and
+    /// renames and the topics its kind folds (a company's stakes and
+    /// partnerships, a person's roles); a deal's, everything; an entity's
+    /// registrations alone (`Ns::Name`), nothing. A retraction among its facts
+    /// decodes the rest ([`StagedTimeline::decode_all`]).
+    fn load(store: &Store, ns: Ns, slug: &EntityId) -> Result<Self> {
+        let Some(bytes) = store.timeline_bytes(ns, slug)? else { return Ok(Self::default()) };
+        let (headers, start) = codec::timeline_headers(&bytes).map_err(|e| damaged(slug, &e))?;
+        let decode = |i: usize| {
+            codec::timeline_fact(&bytes, &headers, start, i, true).map(Rc::new).map_err(|e| damaged(slug, &e))
+        };
+        let mut names: Vec<(usize, Rc<Fact>)> = Vec::new();
+        if ns == Ns::Entity {
+            for (i, h) in headers.iter().enumerate() {
+                if Topics::from_bits(h.topics).meets(Topics::NAME) {
+                    names.push((i, decode(i)?));
+                }
+            }
+        }
+        let needed = match ns {
+            Ns::Deal => Topics::ALL,
+            Ns::Name => Topics::NONE,
+            Ns::Entity => {
+                let live = names.iter().filter(|(_, f)| f.retracted_by.is_none());
+                match live.filter_map(|(_, f)| Registration::of(f)).min_by_key(|r| r.seq).map(|r| r.kind) {
+                    Some(Kind::Company) => Topics::STAKE | Topics::PARTNER,
+                    Some(Kind::Person) => Topics::ROLE,
+                    None => Topics::ALL,
+                }
+            }
+        };
+        let mut staged = Self::default();
+        let mut names = names.into_iter().peekable();
+        for (i, h) in headers.iter().enumerate() {
+            if let Some((_, fact)) = names.next_if(|(at, _)| *at == i) {
+                staged.facts.push(fact);
+            } else if Topics::from_bits(h.topics).meets(needed) {
+                staged.facts.push(decode(i)?);
+            } else {
+                let range = codec::timeline_body_range(&bytes, &headers, start, i).map_err(|e| damaged(slug, &e))?;
+                staged.kept.push((*h, range));
+            }
+        }
+        staged.bytes = Some(bytes);
+        Ok(staged)
+    }
+
+    /// Decodes the facts left encoded (before a retraction changes one, and
+    /// so that validation refolds the whole timeline).
+    fn decode_all(&mut self, slug: &EntityId) -> Result<()> {
+        let Some(bytes) = &self.bytes else { return Ok(()) };
+        for (header, range) in self.kept.drain(..) {
+            let fact = codec::timeline_fact_of(&header, &bytes[range], true).map_err(|e| damaged(slug, &e))?;
+            self.facts.push(Rc::new(fact));
+        }
+        Ok(())
+    }
+
+    /// The decoded facts in fold order (stable: of two facts at one place,
+    /// the one staged first stays first).
+    fn sorted(&mut self) -> &[Rc<Fact>] {
+        self.facts.sort_by_key(|f| f.key());
+        &self.facts
+    }
+
+    /// The timeline's value: decoded and kept facts merged in fold order,
+    /// each seq once (a record indexed again after a crash keeps its stored
+    /// fact, which comes first).
+    fn encode(&mut self) -> Vec<u8> {
+        self.sorted();
+        let bytes = self.bytes.as_deref().unwrap_or_default();
+        let mut parts: Vec<(u64, TimelinePart<'_>)> = Vec::with_capacity(self.facts.len() + self.kept.len());
+        let (mut decoded, mut kept) = (self.facts.iter().peekable(), self.kept.iter().peekable());
+        loop {
+            let next = match (decoded.peek(), kept.peek()) {
+                (None, None) => break,
+                (Some(f), Some((h, _))) if (f.effective.days(), f.seq) < (h.effective, h.seq) => decoded.next(),
+                (Some(_), None) => decoded.next(),
+                _ => None,
+            };
+            let (seq, part) = match next {
+                Some(f) => (f.seq, TimelinePart::Fact(f)),
+                None => match kept.next() {
+                    Some((h, range)) => (h.seq, TimelinePart::Kept(h, &bytes[range.clone()])),
+                    None => break,
+                },
+            };
+            if parts.last().is_none_or(|(last, _)| *last != seq) {
+                parts.push((seq, part));
+            }
+        }
+        let parts: Vec<TimelinePart<'_>> = parts.into_iter().map(|(_, part)| part).collect();
+        codec::encode_timeline_parts(&parts)
+    }
+}
+
+/// The error for a stored timeline that does not decode.
+fn damaged(slug: &EntityId, e: &codec::DecodeError) -> crate::Error {
+    crate::Error::Corrupt { seq: 0, detail: format!("derived timeline of {slug} ({e}); run `dealledger reindex`") }
+}
 
 /// In [`Indexer::slots`]: no staged timeline of this namespace for this slug.
 const NO_SLOT: usize = usize::MAX;
@@ -41,8 +165,8 @@ pub struct Indexer<'a> {
     slots: HashMap<EntityId, [usize; 3]>,
     /// The same by slug number (see [`Numbering`]), filled as numbers are met.
     by_number: Vec<[usize; 3]>,
-    /// The facts of each staged timeline, in the order first touched (as `touched`).
-    timelines: Vec<Vec<Rc<Fact>>>,
+    /// Each staged timeline, in the order first touched (as `touched`).
+    timelines: Vec<StagedTimeline>,
     touched: Vec<(TimelineKey, u64)>,
     ids: Vec<(Uuid, u64)>,
     new_ids: HashMap<Uuid, u64>,
@@ -64,7 +188,7 @@ fn ns_slot(ns: Ns) -> usize {
     }
 }
 
-/// The encoded body of a fact `(event, announcement)` (as `codec::encode_timeline`
+/// The encoded body of a fact `(event, announcement)` (as `codec::encode_timeline_parts`
 /// writes it), from the body of `(event, None)` cut from the record (see
 /// `codec::fact_body_of_record`) and, for a closure, the announcement's fact;
 /// `None` when the announcement's body is not known (it is then encoded).
@@ -170,7 +294,7 @@ impl<'a> Indexer<'a> {
         if let Some(i) = self.staged_slot(ns, slug) {
             return Ok(i);
         }
-        let stored = if self.fresh { Vec::new() } else { self.store.timeline(ns, slug)? };
+        let stored = if self.fresh { StagedTimeline::default() } else { StagedTimeline::load(self.store, ns, slug)? };
         let i = self.timelines.len();
         self.timelines.push(stored);
         self.touched.push(((ns, slug.clone()), cause));
@@ -186,7 +310,7 @@ impl<'a> Indexer<'a> {
     }
 
     /// The staged copy of a timeline, loaded from the store on first use.
-    fn timeline(&mut self, ns: Ns, slug: &EntityId, cause: u64) -> Result<&mut Vec<Rc<Fact>>> {
+    fn timeline(&mut self, ns: Ns, slug: &EntityId, cause: u64) -> Result<&mut StagedTimeline> {
         let i = self.slot(ns, slug, cause)?;
         Ok(&mut self.timelines[i])
     }
@@ -254,7 +378,7 @@ impl<'a> Indexer<'a> {
 
     /// The fact of the live announcement of a deal, as staged so far.
     fn announcement_fact(&mut self, deal: &EntityId, cause: u64) -> Result<Option<Rc<Fact>>> {
-        let facts = self.timeline(Ns::Deal, deal, cause)?;
+        let facts = &self.timeline(Ns::Deal, deal, cause)?.facts;
         Ok(facts.iter().find(|f| f.retracted_by.is_none() && matches!(f.event, Event::DealAnnounced { .. })).cloned())
     }
 
@@ -343,7 +467,7 @@ impl<'a> Indexer<'a> {
     fn place(&mut self, fact: Rc<Fact>) -> Result<()> {
         for (ns, slug) in fact.timeline_refs() {
             let i = self.slot(ns, slug, fact.seq)?;
-            self.timelines[i].push(Rc::clone(&fact));
+            self.timelines[i].facts.push(Rc::clone(&fact));
         }
         self.set_staged(fact.seq, Staged::Fact(fact));
         Ok(())
@@ -373,7 +497,7 @@ impl<'a> Indexer<'a> {
             };
         }
         for &i in &slots[..numbered.len()] {
-            self.timelines[i].push(Rc::clone(&fact));
+            self.timelines[i].facts.push(Rc::clone(&fact));
         }
         self.set_staged(fact.seq, Staged::Fact(fact));
         Ok(())
@@ -386,7 +510,9 @@ impl<'a> Indexer<'a> {
         self.retractions.insert(target, by);
         self.staged_retractions.push(target);
         for (ns, slug) in self.locate(target)? {
-            for fact in self.timeline(ns, &slug, by)?.iter_mut().filter(|f| f.seq == target) {
+            let timeline = self.timeline(ns, &slug, by)?;
+            timeline.decode_all(&slug)?;
+            for fact in timeline.facts.iter_mut().filter(|f| f.seq == target) {
                 Rc::make_mut(fact).retracted_by = Some(by);
             }
         }
@@ -401,7 +527,7 @@ impl<'a> Indexer<'a> {
         let rec = self.store.get(seq)?;
         if let Event::DealCompleted { deal, .. } | Event::DealTerminated { deal, .. } = &rec.event {
             // A closure names its parties through its fact in the deal's timeline.
-            if let Some(fact) = self.timeline(Ns::Deal, deal, seq)?.iter().find(|f| f.seq == seq) {
+            if let Some(fact) = self.timeline(Ns::Deal, deal, seq)?.facts.iter().find(|f| f.seq == seq) {
                 return Ok(fact.timelines());
             }
         }
@@ -418,12 +544,18 @@ impl<'a> Indexer<'a> {
         self.all(key).into_iter().filter(|f| f.retracted_by.is_none()).collect()
     }
 
-    /// All staged facts of a touched timeline, retracted ones included, in fold order.
+    /// All decoded staged facts of a touched timeline, retracted ones
+    /// included, in fold order: every fact a rule may read (see
+    /// [`StagedTimeline::load`]).
     pub fn all(&mut self, key: &TimelineKey) -> Vec<Rc<Fact>> {
         let Some(i) = self.staged_slot(key.0, &key.1) else { return Vec::new() };
-        let facts = &mut self.timelines[i];
-        facts.sort_by_key(|f| f.key());
-        facts.clone()
+        self.timelines[i].sorted().to_vec()
+    }
+
+    /// How many stored facts the staged timelines leave encoded.
+    #[cfg(test)]
+    pub fn kept(&self) -> usize {
+        self.timelines.iter().map(|t| t.kept.len()).sum()
     }
 
     /// Sorts the touched timelines into fold order and writes everything
@@ -434,11 +566,8 @@ impl<'a> Indexer<'a> {
     /// # Errors
     /// Storage errors.
     pub fn finish(mut self) -> Result<()> {
-        for facts in &mut self.timelines {
-            facts.sort_by_key(|f| f.key());
-            facts.dedup_by_key(|f| f.seq);
-        }
-        let written = self.touched.iter().map(|(key, _)| key).zip(self.timelines.iter().map(Vec::as_slice));
+        let written =
+            self.touched.iter().map(|(key, _)| key).zip(self.timelines.iter_mut().map(StagedTimeline::encode));
         self.store.write_index(&self.ids, written, !self.fresh)?;
         for seq in &self.staged_retractions {
             if let Some(by) = self.retractions.get(seq) {

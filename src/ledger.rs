@@ -108,10 +108,9 @@ pub enum Phase {
     Parsing,
     /// Checking this many new events against every rule.
     Validating(usize),
-    /// Writing this many events durably (one fsync).
+    /// Writing this many events durably (one fsync) while their derived
+    /// indexes are updated.
     Writing(usize),
-    /// Updating the derived indexes for this many events.
-    Indexing(usize),
 }
 
 /// The five as-of queries, by name.
@@ -224,16 +223,27 @@ impl Ledger {
 
     fn from_store(store: Store) -> Result<Self> {
         let ledger = Self { store, writer: Mutex::new(None), visible: AtomicU64::new(0) };
-        if !ledger.store.derived_current()? {
-            ledger.store.clear_derived()?;
-        }
-        match ledger.catch_up() {
+        match ledger.bring_up() {
             // A damaged log still opens for reading, `verify` and `export` of the
             // intact prefix (the recovery path); appends refuse, as they read the head.
             Err(Error::Corrupt { .. }) => ledger.visible.store(ledger.store.indexed()?, Ordering::Release),
             other => other?,
         }
         Ok(ledger)
+    }
+
+    /// Makes the derived trees answer for the log as opened: derived trees
+    /// of another format, or which may hold facts of records the log never
+    /// got (an append cut short by a crash or a failed write), are rebuilt
+    /// from the log; others catch up with it.
+    fn bring_up(&self) -> Result<()> {
+        let head = self.store.head()?.0;
+        if self.store.derived_current()? && self.store.pending()? <= head {
+            return self.catch_up();
+        }
+        lost_records(head, self.store.indexed()?)?; // a rebuild would hide the loss
+        self.store.clear_derived()?;
+        self.rebuild(head)
     }
 
     /// Brings the derived indexes up to the log's head (after a crash between
@@ -267,6 +277,12 @@ impl Ledger {
         // this `Ledger` meanwhile read old or new values, which say the same.
         let (head, _) = self.store.head()?;
         lost_records(head, self.store.indexed()?)?; // a rebuild would hide the loss
+        self.rebuild(head)?;
+        Ok(head)
+    }
+
+    /// Writes every derived index afresh from the log's records up to `head`.
+    fn rebuild(&self, head: u64) -> Result<()> {
         let mut indexer = Indexer::fresh(&self.store);
         let mut numbering = Numbering::default();
         self.store.scan_from(0, move |rec, body| numbering.prepare(rec, body), |p| indexer.add_prepared(p))?;
@@ -280,7 +296,7 @@ impl Ledger {
         })?;
         self.store.set_indexed(head)?;
         self.visible.store(head, Ordering::Release);
-        Ok(head)
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Tail>> {
@@ -408,6 +424,7 @@ impl Ledger {
         observe: &dyn Fn(Phase),
     ) -> Result<(Receipt, Tail)> {
         let head = tail.seq;
+        self.store.writable()?;
         lost_records(head, self.store.indexed()?)?;
         if let Some(expected) = expected_last_seq.filter(|e| *e != head) {
             return Err(Error::SeqConflict { expected, actual: head });
@@ -488,15 +505,25 @@ impl Ledger {
         observe(Phase::Validating(records.len()));
         let staged = validate::check(&self.store, records, origins)?;
         observe(Phase::Writing(records.len()));
-        self.store.append_durably(records)?;
-        observe(Phase::Indexing(records.len()));
+        // The log's write and fsync run on a second thread while this one
+        // updates the derived index: most of the fsync's wait is hidden. The
+        // index may so hold facts of records that never reach the log; the
+        // pending mark, written first, says so to the next open, and readers
+        // never see them, as they read up to the visible seq alone.
+        self.store.set_pending(last)?;
+        let (written, indexed) = std::thread::scope(|scope| {
+            let log = scope.spawn(|| self.store.append_durably(records));
+            let indexed = staged.finish();
+            (log.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), indexed)
+        });
+        written?;
         // The append is durable from here on, so it is acknowledged whatever
         // befalls the derived index (a full disk, say): an error now would
         // invite a retry that stores events without ids twice. The index
         // is then behind the log; readers keep seeing the previous state
         // until it catches up, at the next append or open (which report the
         // failure if it persists).
-        if staged.finish().and_then(|_| self.store.set_indexed(last)).is_ok() {
+        if indexed.and_then(|()| self.store.set_indexed(last)).is_ok() {
             self.visible.store(last, Ordering::Release);
         }
         Ok(())
@@ -829,7 +856,7 @@ impl Ledger {
     }
 }
 
-/// The derived index is written only after the log is durable, so an index
+/// The derived index's watermark moves only after the log is durable, so an index
 /// that has seen more records than the log holds means that the log lost
 /// records (its file was replaced, truncated or scrambled, and sled opened
 /// what was left): [`Error::Corrupt`] at the first missing seq.
@@ -975,5 +1002,87 @@ mod tests {
         ledger.store.set_indexed(1_000).expect("watermark");
         ledger.catch_up().expect("catch up");
         assert_eq!(ledger.store.derived_values(), appended);
+    }
+
+    /// Stages `text` after the ledger's head, as an append would.
+    fn stage<'l>(ledger: &'l Ledger, text: &str) -> Result<Indexer<'l>> {
+        let (origins, drafts): (Vec<Origin>, Vec<Draft>) = parse_input(text)?.into_iter().unzip();
+        let head = ledger.store.head()?.0;
+        let records: Vec<StoredEvent> = drafts
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| StoredEvent::unhashed(d, head + 1 + i as u64, Timestamp::now()))
+            .collect();
+        validate::check(&ledger.store, &records, &origins)
+    }
+
+    #[test]
+    fn staging_decodes_only_the_stored_facts_a_rule_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = Ledger::open_or_create(dir.path().join("db")).expect("create");
+        let mut lines =
+            vec![r#"{"type":"person_registered","effective":"2020-01-01","person":"p","name":"P"}"#.to_owned()];
+        for i in 0..10 {
+            lines.push(format!(
+                r#"{{"type":"company_registered","effective":"2020-01-01","company":"c{i}","name":"C{i}"}}"#
+            ));
+            lines.push(format!(
+                r#"{{"type":"acquisition","effective":"2021-01-01","acquirer":"p","target":"c{i}","stake_pct":1}}"#
+            ));
+        }
+        lines.push(
+            r#"{"type":"executive_appointed","effective":"2021-06-01","person":"p","company":"c0","role":"CEO"}"#
+                .into(),
+        );
+        lines.push(r#"{"type":"person_registered","effective":"2020-01-01","person":"q","name":"Q"}"#.into());
+        lines.push(
+            r#"{"type":"acquisition","effective":"2021-01-01","acquirer":"q","target":"c2","stake_pct":1}"#.into(),
+        );
+        ledger.append_text(&lines.join("\n")).expect("append");
+        // A person's rules read its registration and its roles: its ten
+        // stakes stay encoded. The target's cap table reads every stake in it.
+        let more = r#"{"type":"acquisition","effective":"2022-01-01","acquirer":"p","target":"c1","stake_pct":1}"#;
+        assert_eq!(stage(&ledger, more).expect("valid").kept(), 10);
+        // A retraction in a timeline refolds all of it: without q's
+        // registration, its stake breaks rule 2.
+        let retracted = ledger.store.get(23).expect("q's registration").id;
+        let retraction = format!(r#"{{"type":"retraction","retracts":"{retracted}","reason":"wrong"}}"#);
+        assert!(matches!(stage(&ledger, &retraction), Err(Error::Refused { rule: Rule::Existence, .. })));
+    }
+
+    #[test]
+    fn an_index_ahead_of_the_log_is_rebuilt_on_open() {
+        // An append indexes its batch while the log's write is under way; if
+        // the write never lands (a crash, a full disk), the index holds facts
+        // of records the log lacks. The next open rebuilds it from the log.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let registered = r#"{"type":"company_registered","effective":"2020-01-01","company":"acme","name":"Acme"}"#;
+        let owner = r#"{"type":"company_registered","effective":"2020-01-01","company":"fund","name":"Fund"}"#;
+        let question = r#"{"cmd":"ownership","id":"acme","as_of":"2024-01-01"}"#;
+        let before = {
+            let ledger = Ledger::open_or_create(&path).expect("create");
+            ledger.append_text(&format!("{registered}\n{owner}")).expect("append");
+            let before = ledger.answer_line(question).expect("answer");
+            // Stage and index a batch (the fund takes 60% of acme), mark it
+            // pending, and never write the log.
+            let lost = r#"{"id":"00000000-0000-4000-8000-000000000001","type":"acquisition","effective":"2021-01-01","acquirer":"fund","target":"acme","stake_pct":60}"#;
+            let staged = stage(&ledger, lost).expect("valid");
+            ledger.store.set_pending(3).expect("pending");
+            staged.finish().expect("index");
+            before
+        };
+        let ledger = Ledger::open(&path).expect("reopen");
+        assert_eq!(ledger.last_seq(), 2);
+        assert_eq!(ledger.answer_line(question).expect("answer"), before);
+        // The lost id is free again, and seq 3 goes to what is appended now.
+        let other = r#"{"id":"00000000-0000-4000-8000-000000000001","type":"acquisition","effective":"2021-01-01","acquirer":"fund","target":"acme","stake_pct":30}"#;
+        let appended = ledger.append_text(other).expect("append");
+        assert_eq!(appended[0].seq, 3);
+        assert!(ledger.answer_line(question).expect("answer").contains("30"));
+        assert_eq!(ledger.verify().expect("verify").last_seq, 3);
+        let derived = ledger.store.derived_values();
+        ledger.reindex().expect("reindex");
+        assert_eq!(ledger.store.derived_values(), derived);
     }
 }

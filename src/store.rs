@@ -8,7 +8,9 @@
 //! never fsynced by an append (sled writes it in the background and on close),
 //! and after a crash it is brought up to the log's head from the log itself,
 //! never the other way round. Keeping it in its own database means an
-//! append's fsync writes the log alone.
+//! append's fsync writes the log alone, and the index takes a batch while
+//! the log's fsync is under way (`meta/pending` marks what it may hold
+//! beyond the log: above the head, it is rebuilt on open).
 //!
 //! Key layout (all integers big-endian, fixed width, built only here):
 //! * `log`: `first seq u64` → a block of consecutive records (see
@@ -20,11 +22,12 @@
 //!   `Store::write_ids`): an append rewrites small runs only, and a look-up
 //!   is a short prefix scan and a binary search per run.
 //! * `timeline`: `ns u8 | slug` → the timeline's facts in fold order (see
-//!   `timeline::Fact`, encoded by `codec::encode_timeline`); `ns` is `e` for an
+//!   `timeline::Fact`, encoded by `codec::encode_timeline_parts`); `ns` is `e` for an
 //!   entity, `d` for a deal, `n` for an entity's registrations alone. One read
 //!   answers for one entity.
 //! * `retracted`: `seq u64` → `retraction seq u64`.
 //! * `meta`: `indexed` → `seq u64` (the derived trees' watermark);
+//!   `pending` → `seq u64` (the last seq whose facts they may hold);
 //!   `derived_version` → `u8` (their format: another one is rebuilt on open).
 //!
 //! This module must never decide whether an event is valid: it stores what the
@@ -350,13 +353,12 @@ impl Store {
         let _ = chunks.send(Ok(chunk));
     }
 
-    /// Writes records to the log in one atomic batch of blocks and makes them durable.
+    /// Whether this `Store` may still append: not after a failed durable write.
     ///
     /// # Errors
-    /// [`Error::Storage`] / [`Error::Io`]: then nothing of the batch is acknowledged.
-    pub fn append_durably(&self, records: &[StoredEvent]) -> Result<()> {
-        use std::sync::atomic::Ordering;
-        if self.failed_write.load(Ordering::Acquire) {
+    /// [`Error::Disk`] once a durable write failed in this process.
+    pub fn writable(&self) -> Result<()> {
+        if self.failed_write.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::Disk {
                 path: self.path.clone(),
                 action: "cannot append to",
@@ -364,6 +366,16 @@ impl Store {
                     .into(),
             });
         }
+        Ok(())
+    }
+
+    /// Writes records to the log in one atomic batch of blocks and makes them durable.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] / [`Error::Io`]: then nothing of the batch is acknowledged.
+    pub fn append_durably(&self, records: &[StoredEvent]) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        self.writable()?;
         let encoded = crate::par::map(records, codec::encode);
         let mut keys = Vec::new();
         let mut batch = sled::Batch::default();
@@ -424,6 +436,30 @@ impl Store {
         Ok(())
     }
 
+    /// Notes, before the derived trees take a batch's updates, the last seq
+    /// of the batch: appends index a batch while its log write is under way,
+    /// so until the log holds that seq, the derived trees may hold facts of
+    /// records that never reach the log (a failed write, a crash before the
+    /// fsync). sled recovers a prefix of a database's writes, so if any of
+    /// those facts survives a crash, this mark does too.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a write failure.
+    pub fn set_pending(&self, seq: u64) -> Result<()> {
+        self.meta.insert("pending", &seq_key(seq))?;
+        Ok(())
+    }
+
+    /// The last seq whose facts the derived trees may hold (0 when unknown,
+    /// as in a ledger written before the mark existed): above the log's head,
+    /// the derived trees must be rebuilt from the log.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a read failure.
+    pub fn pending(&self) -> Result<u64> {
+        Ok(self.meta.get("pending")?.and_then(|v| seq_of_bytes(&v)).unwrap_or(0))
+    }
+
     /// Whether the derived trees were written in this release's derived format.
     ///
     /// # Errors
@@ -442,21 +478,23 @@ impl Store {
             tree.clear()?;
         }
         self.meta.insert("derived_version", &[codec::DERIVED_VERSION])?;
+        self.meta.remove("pending")?;
         self.set_indexed(0)
     }
 
-    /// Adds ids and replaces whole timelines, in one batch per tree.
+    /// Adds ids and replaces whole timelines (given encoded, see
+    /// `codec::encode_timeline_parts`), in one batch per tree.
     ///
     /// # Errors
     /// [`Error::Storage`] on a write failure.
     pub fn write_index<'t>(
         &self,
         ids: &[(Uuid, u64)],
-        timelines: impl Iterator<Item = (&'t (Ns, EntityId), &'t [Rc<Fact>])>,
+        timelines: impl Iterator<Item = (&'t (Ns, EntityId), Vec<u8>)>,
         merge_ids: bool,
     ) -> Result<()> {
         self.write_ids(ids, merge_ids)?;
-        let values = timelines.map(|((ns, slug), facts)| (timeline_key(*ns, slug), codec::encode_timeline(facts)));
+        let values = timelines.map(|((ns, slug), value)| (timeline_key(*ns, slug), value));
         insert_in_batches(&self.timeline, values)?;
         Ok(())
     }
@@ -575,7 +613,7 @@ impl Store {
             .collect()
     }
 
-    /// The encoded value of one timeline (see `codec::encode_timeline`), if any.
+    /// The encoded value of one timeline (see `codec::encode_timeline_parts`), if any.
     ///
     /// # Errors
     /// [`Error::Storage`] on a read failure.
@@ -655,9 +693,6 @@ fn insert_in_batches(tree: &sled::Tree, pairs: impl IntoIterator<Item = (Vec<u8>
 /// Records are handed from the reading thread to the caller in chunks of this many.
 const SCAN_CHUNK: usize = 256;
 
-/// Opens sled, waiting up to a second for a lock held by a `Db` of this
-/// process that was just dropped: sled 0.34 releases the file lock from a
-/// background thread, after the drop returns.
 /// The file in which a running server leaves its base URL, so that a second
 /// process that finds the ledger locked can say where to go instead.
 pub const SERVER_URL_FILE: &str = "server.url";
@@ -698,6 +733,9 @@ pub fn sled_segment_size(path: &Path) -> Option<usize> {
     String::from_utf8_lossy(&conf).lines().find_map(|line| line.strip_prefix("segment_size: ")?.trim().parse().ok())
 }
 
+/// Opens sled, waiting up to a second for a lock held by a `Db` of this
+/// process that was just dropped: sled 0.34 releases the file lock from a
+/// background thread, after the drop returns.
 fn open_sled(
     ledger: &Path,
     path: &Path,

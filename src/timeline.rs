@@ -106,6 +106,8 @@ impl Topics {
     pub const ROLE: Topics = Topics(8);
     /// Every fact.
     pub const ALL: Topics = Topics(u8::MAX);
+    /// No fact.
+    pub const NONE: Topics = Topics(0);
 
     /// The topics of an event (a retraction has none: it has no fact).
     pub fn of(event: &Event) -> Topics {
@@ -124,7 +126,7 @@ impl Topics {
             Event::ExecutiveAppointed { .. } | Event::ExecutiveDeparted { .. } | Event::ExecutiveMoved { .. } => {
                 Topics::ROLE
             }
-            Event::Retraction { .. } => Topics(0),
+            Event::Retraction { .. } => Topics::NONE,
         }
     }
 

@@ -435,8 +435,7 @@ fn append(db: &Path, file: Option<&Path>, json: bool, out: &mut dyn Write) -> Re
                 let (step, message) = match phase {
                     Phase::Parsing => (0, "parsing".to_owned()),
                     Phase::Validating(n) => (1, format!("validating {n} events")),
-                    Phase::Writing(n) => (2, format!("writing {n} events durably")),
-                    Phase::Indexing(n) => (3, format!("indexing {n} events")),
+                    Phase::Writing(n) => (2, format!("writing and indexing {n} events")),
                 };
                 bar.set_position(step);
                 bar.set_message(message);
@@ -479,7 +478,7 @@ fn progress_bar(input_len: usize) -> Option<indicatif::ProgressBar> {
     if input_len < 1 << 20 || !io::stderr().is_terminal() {
         return None;
     }
-    let bar = indicatif::ProgressBar::new(4);
+    let bar = indicatif::ProgressBar::new(3);
     let style = indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:20} {msg}")
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style);
