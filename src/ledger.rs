@@ -101,6 +101,13 @@ pub struct Receipt {
     pub last_seq: u64,
 }
 
+/// From this many events on, an append indexes its batch while the log's
+/// write and fsync run (measured at 1,000,000 events: a batch of 1,000 in
+/// about half the time). A smaller one indexes after the fsync: overlapped,
+/// one event's fsync waited longer for the disk than the index took (p50
+/// 0.96 against 0.76 ms).
+const OVERLAPPED_BATCH: usize = 64;
+
 /// The phases of an append, for progress displays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -108,8 +115,9 @@ pub enum Phase {
     Parsing,
     /// Checking this many new events against every rule.
     Validating(usize),
-    /// Writing this many events durably (one fsync) while their derived
-    /// indexes are updated.
+    /// Writing this many events durably (one fsync) and updating the
+    /// derived indexes (during the write for a large batch, after it for a
+    /// small one).
     Writing(usize),
 }
 
@@ -505,18 +513,24 @@ impl Ledger {
         observe(Phase::Validating(records.len()));
         let staged = validate::check(&self.store, records, origins)?;
         observe(Phase::Writing(records.len()));
-        // The log's write and fsync run on a second thread while this one
-        // updates the derived index: most of the fsync's wait is hidden. The
-        // index may so hold facts of records that never reach the log; the
-        // pending mark, written first, says so to the next open, and readers
-        // never see them, as they read up to the visible seq alone.
-        self.store.set_pending(last)?;
-        let (written, indexed) = std::thread::scope(|scope| {
-            let log = scope.spawn(|| self.store.append_durably(records));
-            let indexed = staged.finish();
-            (log.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), indexed)
-        });
-        written?;
+        let indexed = if records.len() < OVERLAPPED_BATCH {
+            self.store.append_durably(records)?;
+            staged.finish()
+        } else {
+            // The log's write and fsync run on a second thread while this one
+            // updates the derived index. The index may so hold facts of
+            // records that never reach the log: the pending mark, written
+            // first, tells the next open, and readers never see them, as they
+            // read up to the visible seq alone.
+            self.store.set_pending(last)?;
+            let (written, indexed) = std::thread::scope(|scope| {
+                let log = scope.spawn(|| self.store.append_durably(records));
+                let indexed = staged.finish();
+                (log.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), indexed)
+            });
+            written?;
+            indexed
+        };
         // The append is durable from here on, so it is acknowledged whatever
         // befalls the derived index (a full disk, say): an error now would
         // invite a retry that stores events without ids twice. The index
@@ -1052,7 +1066,7 @@ mod tests {
 
     #[test]
     fn an_index_ahead_of_the_log_is_rebuilt_on_open() {
-        // An append indexes its batch while the log's write is under way; if
+        // A large append indexes its batch while the log's write is under way; if
         // the write never lands (a crash, a full disk), the index holds facts
         // of records the log lacks. The next open rebuilds it from the log.
         let dir = tempfile::tempdir().expect("tempdir");

@@ -8,7 +8,7 @@
 //! never fsynced by an append (sled writes it in the background and on close),
 //! and after a crash it is brought up to the log's head from the log itself,
 //! never the other way round. Keeping it in its own database means an
-//! append's fsync writes the log alone, and the index takes a batch while
+//! append's fsync writes the log alone, and the index takes a large batch while
 //! the log's fsync is under way (`meta/pending` marks what it may hold
 //! beyond the log: above the head, it is rebuilt on open).
 //!
@@ -437,7 +437,7 @@ impl Store {
     }
 
     /// Notes, before the derived trees take a batch's updates, the last seq
-    /// of the batch: appends index a batch while its log write is under way,
+    /// of the batch: a large append indexes its batch while its log write is under way,
     /// so until the log holds that seq, the derived trees may hold facts of
     /// records that never reach the log (a failed write, a crash before the
     /// fsync). sled recovers a prefix of a database's writes, so if any of

@@ -381,6 +381,14 @@ fn a_full_disk_fails_a_library_append_cleanly() {
     let ledger = Ledger::open(&db).expect("reopen");
     let v = ledger.verify().expect("verify");
     assert_eq!(v.last_seq, 18 + 3, "the story, then only the append made after the fault");
+    // The failed batch was large enough to be indexed while its log write
+    // ran: none of its companies is known, the append after it is.
+    let at = dealledger::At::date(dealledger::Date::parse("2031-01-01").expect("date"));
+    assert!(
+        matches!(ledger.ownership("lib-0", at), Err(Error::UnknownEntity { .. })),
+        "a failed append's fact is visible"
+    );
+    assert!(ledger.ownership("after-0", at).is_ok(), "the append after the fault is indexed");
 }
 
 fn set_file_size_limit(bytes: Option<u64>) {
@@ -411,7 +419,8 @@ fn full_disk_child() {
     };
     // From here on, every write past the first byte of any file fails.
     set_file_size_limit(Some(1));
-    match ledger.append_text(&batch("lib", 50)) {
+    // (100 events: a batch indexed while its log write runs)
+    match ledger.append_text(&batch("lib", 100)) {
         Err(err) => {
             let text = err.to_string();
             assert!(text.contains(&db.display().to_string()), "name the ledger: {text}");
