@@ -181,9 +181,14 @@ impl Store {
         // The two databases open on two threads: sled's open reads its
         // snapshot and segment table, most of a cold query's time.
         let (log_db, index_db) = std::thread::scope(|scope| {
-            let index =
-                scope.spawn(|| open_sled(path, &index_dir, Some(INDEX_FLUSH_MS), cache_bytes, INDEX_SEGMENT_BYTES));
-            let log = open_sled(path, &log_dir, Some(500), LOG_CACHE_BYTES, LOG_SEGMENT_BYTES);
+            let index = scope.spawn(|| {
+                let index =
+                    Sled { flush_every_ms: INDEX_FLUSH_MS, cache_bytes, segment: INDEX_SEGMENT_BYTES, derived: true };
+                open_sled(path, &index_dir, &index)
+            });
+            let log =
+                Sled { flush_every_ms: 500, cache_bytes: LOG_CACHE_BYTES, segment: LOG_SEGMENT_BYTES, derived: false };
+            let log = open_sled(path, &log_dir, &log);
             (log, index.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
         });
         let (log_db, index_db) = (log_db?, index_db?);
@@ -693,6 +698,18 @@ fn insert_in_batches(tree: &sled::Tree, pairs: impl IntoIterator<Item = (Vec<u8>
 /// Records are handed from the reading thread to the caller in chunks of this many.
 const SCAN_CHUNK: usize = 256;
 
+/// How to open one of a ledger's sled databases.
+struct Sled {
+    /// sled's background flush period.
+    flush_every_ms: u64,
+    /// sled's page cache.
+    cache_bytes: u64,
+    /// The segment size of a new database.
+    segment: usize,
+    /// Whether it holds derived data only (rebuilt when found corrupted).
+    derived: bool,
+}
+
 /// The file in which a running server leaves its base URL, so that a second
 /// process that finds the ledger locked can say where to go instead.
 pub const SERVER_URL_FILE: &str = "server.url";
@@ -736,22 +753,30 @@ pub fn sled_segment_size(path: &Path) -> Option<usize> {
 /// Opens sled, waiting up to a second for a lock held by a `Db` of this
 /// process that was just dropped: sled 0.34 releases the file lock from a
 /// background thread, after the drop returns.
-fn open_sled(
-    ledger: &Path,
-    path: &Path,
-    flush_every_ms: Option<u64>,
-    cache_bytes: u64,
-    segment: usize,
-) -> Result<sled::Db> {
+///
+/// A derived database (the index) that sled finds corrupted is removed and
+/// made anew, once: everything in it is rebuilt from the log (sled 0.34.7
+/// can leave a database it was writing unreadable when its process is
+/// killed, and the index is never fsynced; `tests/crash_loop.rs` met it).
+fn open_sled(ledger: &Path, path: &Path, how: &Sled) -> Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     let config = sled::Config::new()
         .path(path)
-        .cache_capacity(cache_bytes)
-        .flush_every_ms(flush_every_ms)
-        .segment_size(segment_size(path, segment));
+        .cache_capacity(how.cache_bytes)
+        .flush_every_ms(Some(how.flush_every_ms))
+        .segment_size(segment_size(path, how.segment));
+    let mut removed = false;
     loop {
         match config.open() {
             Ok(db) => return Ok(db),
+            Err(sled::Error::Corruption { .. }) if how.derived && !removed => {
+                removed = true;
+                std::fs::remove_dir_all(path).map_err(|e| Error::Disk {
+                    path: ledger.to_path_buf(),
+                    action: "cannot rebuild the derived index of",
+                    cause: format!("{} ({}): {}", "sled found it corrupted", path.display(), access_hint(&e)),
+                })?;
+            }
             Err(sled::Error::Io(io))
                 if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
             {

@@ -5,7 +5,9 @@
 //! * `reindex()` drops the derived indexes and rebuilds them from the log:
 //!   every answer of 200 random entity/date pairs on a 5,000-event generated
 //!   history is the same before, after, after a further reopen, and after
-//!   the index directory is deleted outright (the open rebuilds it).
+//!   the index directory is deleted outright (the open rebuilds it), and
+//!   after its newest snapshot is garbled (sled reports corruption: the open
+//!   makes the index anew).
 //! * A second open of a ledger already open (in this process, or in another
 //!   process) fails with `Error::Locked`, and the first keeps working.
 //! * A query on a missing path gets `Error::NoLedger` and creates nothing.
@@ -201,6 +203,15 @@ fn reindex_rebuilds_the_same_answers() {
     let rebuilt = reopen(&path);
     assert_eq!(rebuilt.last_seq(), head);
     assert_same(&before, &snapshot(&rebuilt, &asks, &sampled), "after deleting the index directory");
+    assert_eq!(rebuilt.verify().expect("verify").last_seq, head);
+
+    // An index database sled finds corrupted (here: its newest snapshot
+    // file fails its checksum) is made anew and rebuilt from the log.
+    drop(rebuilt);
+    std::fs::write(path.join("index").join("snap.FFFFFFFFFFFFFFFF"), [0x5a_u8; 64]).expect("garble");
+    let rebuilt = reopen(&path);
+    assert_eq!(rebuilt.last_seq(), head);
+    assert_same(&before, &snapshot(&rebuilt, &asks, &sampled), "after garbling the index's snapshot");
     assert_eq!(rebuilt.verify().expect("verify").last_seq, head);
 }
 
