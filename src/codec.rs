@@ -214,7 +214,7 @@ pub fn block_prefix(bytes: &[u8]) -> (Vec<&[u8]>, Option<DecodeError>) {
 
 /// The format version of derived index values (timelines). A derived value
 /// of another version is not an error: the index is rebuilt from the log.
-pub const DERIVED_VERSION: u8 = 6;
+pub const DERIVED_VERSION: u8 = 7;
 
 /// The fixed-size header of one fact in an encoded timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,9 +235,12 @@ const FACT_HEADER: usize = 4 + 8 + 8 + 4 + 1;
 
 /// [`encode_timeline_parts`] of decoded facts.
 #[cfg(test)]
-pub fn encode_timeline(facts: &[std::rc::Rc<crate::timeline::Fact>]) -> Vec<u8> {
+pub fn encode_timeline(
+    facts: &[std::rc::Rc<crate::timeline::Fact>],
+    key: (crate::store::Ns, &crate::value::EntityId),
+) -> Vec<u8> {
     let parts: Vec<TimelinePart<'_>> = facts.iter().map(|f| TimelinePart::Fact(f)).collect();
-    encode_timeline_parts(&parts)
+    encode_timeline_parts(&parts, key)
 }
 
 /// One fact of a timeline to encode: decoded, or kept as it was read
@@ -250,14 +253,14 @@ pub enum TimelinePart<'a> {
     Kept(&'a FactHeader, &'a [u8]),
 }
 
-/// Encodes a timeline, given its facts in fold order (some of them as they
-/// were read): `[DERIVED_VERSION][count u32]`, then a fixed-size header per
-/// fact (effective i32, seq u64, retracted_by u64, body end u32, topics u8;
-/// little-endian), then the bincode bodies `(event, announcement)`. Headers
-/// let a query read the dates, retractions and topics of every fact and
-/// decode only the facts it folds, and let an append copy the facts it does
-/// not read.
-pub fn encode_timeline_parts(parts: &[TimelinePart<'_>]) -> Vec<u8> {
+/// Encodes the timeline of `key`, given its facts in fold order (some of
+/// them as they were read): `[DERIVED_VERSION][count u32]`, then a
+/// fixed-size header per fact (effective i32, seq u64, retracted_by u64, body
+/// end u32, topics u8 as `Topics::in_timeline`; little-endian), then the
+/// bincode bodies `(event, announcement)`. Headers let a query read the
+/// dates, retractions and topics of every fact and decode only the facts it
+/// folds, and let an append copy the facts it does not read.
+pub fn encode_timeline_parts(parts: &[TimelinePart<'_>], key: (crate::store::Ns, &crate::value::EntityId)) -> Vec<u8> {
     let mut bodies = Vec::with_capacity(parts.len() * 64);
     let mut out = Vec::with_capacity(5 + parts.len() * (FACT_HEADER + 64));
     out.push(DERIVED_VERSION);
@@ -273,7 +276,7 @@ pub fn encode_timeline_parts(parts: &[TimelinePart<'_>]) -> Vec<u8> {
                         }
                     }
                 }
-                let topics = crate::timeline::Topics::of(&fact.event).bits();
+                let topics = crate::timeline::Topics::in_timeline(&fact.event, fact.announcement.as_ref(), key).bits();
                 (fact.effective.days(), fact.seq, fact.retracted_by.unwrap_or(u64::MAX), topics)
             }
             TimelinePart::Kept(header, body) => {
@@ -407,21 +410,27 @@ mod tests {
             Event::CompanyRenamed { company: EntityId::parse("scale-ai").expect("slug"), name: "Scale".into() };
         let facts: Vec<Rc<crate::timeline::Fact>> =
             [&rec, &other].into_iter().filter_map(|r| crate::timeline::fact_of(r, None)).map(Rc::new).collect();
-        let encoded = encode_timeline(&facts);
+        let scale = EntityId::parse("scale-ai").expect("slug");
+        let key = (crate::store::Ns::Entity, &scale);
+        let encoded = encode_timeline(&facts, key);
         let (headers, start) = timeline_headers(&encoded).expect("headers");
         let topics: Vec<u8> = headers.iter().map(|h| h.topics).collect();
         let expected = [crate::timeline::Topics::STAKE.bits(), crate::timeline::Topics::NAME.bits()];
         assert_eq!(topics, expected, "each header names the folds that read its fact");
+        // In the acquirer's timeline, the same acquisition is a holding.
+        let meta = EntityId::parse("meta").expect("slug");
+        let (held, _) = timeline_headers(&encode_timeline(&facts[..1], (crate::store::Ns::Entity, &meta))).expect("h");
+        assert_eq!(held[0].topics, crate::timeline::Topics::HELD.bits());
         let mut kept: Vec<Rc<crate::timeline::Fact>> = (0..headers.len())
             .map(|i| timeline_fact(&encoded, &headers, start, i, true).map(Rc::new).expect("fact"))
             .collect();
         assert!(kept.iter().all(|f| f.stored_body.0.is_some()));
-        assert_eq!(encode_timeline(&kept), encoded);
+        assert_eq!(encode_timeline(&kept, key), encoded);
         // A retraction changes only the header: the kept body stays right.
         Rc::make_mut(&mut kept[0]).retracted_by = Some(12);
         let mut fresh = facts.clone();
         Rc::make_mut(&mut fresh[0]).retracted_by = Some(12);
-        assert_eq!(encode_timeline(&kept), encode_timeline(&fresh));
+        assert_eq!(encode_timeline(&kept, key), encode_timeline(&fresh, key));
     }
 
     #[test]

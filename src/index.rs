@@ -111,7 +111,7 @@ impl StagedTimeline {
     /// The timeline's value: decoded and kept facts merged in fold order,
     /// each seq once (a record indexed again after a crash keeps its stored
     /// fact, which comes first).
-    fn encode(&mut self) -> Vec<u8> {
+    fn encode(&mut self, key: &TimelineKey) -> Vec<u8> {
         self.sorted();
         let bytes = self.bytes.as_deref().unwrap_or_default();
         let mut parts: Vec<(u64, TimelinePart<'_>)> = Vec::with_capacity(self.facts.len() + self.kept.len());
@@ -135,7 +135,7 @@ impl StagedTimeline {
             }
         }
         let parts: Vec<TimelinePart<'_>> = parts.into_iter().map(|(_, part)| part).collect();
-        codec::encode_timeline_parts(&parts)
+        codec::encode_timeline_parts(&parts, (key.0, &key.1))
     }
 }
 
@@ -567,7 +567,7 @@ impl<'a> Indexer<'a> {
     /// Storage errors.
     pub fn finish(mut self) -> Result<()> {
         let written =
-            self.touched.iter().map(|(key, _)| key).zip(self.timelines.iter_mut().map(StagedTimeline::encode));
+            self.touched.iter().zip(self.timelines.iter_mut()).map(|((key, _), staged)| (key, staged.encode(key)));
         self.store.write_index(&self.ids, written, !self.fresh)?;
         for seq in &self.staged_retractions {
             if let Some(by) = self.retractions.get(seq) {

@@ -158,7 +158,7 @@ impl<'a> Query<'a> {
             return Ok(Rc::clone(found));
         }
         let mut positions: Vec<(EntityId, CapTable)> = Vec::new();
-        for fact in self.events_until(holder, Topics::STAKE)? {
+        for fact in self.events_until(holder, Topics::HELD)? {
             let parties = fact.parties();
             if !parties.iter().any(|(id, part)| *id == holder && *part == Part::Holder) {
                 continue;

@@ -98,16 +98,47 @@ pub struct Topics(u8);
 impl Topics {
     /// Registrations and renames: what names and kinds an entity.
     pub const NAME: Topics = Topics(1);
-    /// Stakes and deals: what the cap-table fold reads.
+    /// Stakes and deals in the timeline's own shares (its entity is the
+    /// target, or it is a deal's timeline): what the cap-table fold reads.
     pub const STAKE: Topics = Topics(2);
     /// Partnerships.
     pub const PARTNER: Topics = Topics(4);
     /// Executive roles.
     pub const ROLE: Topics = Topics(8);
+    /// Stakes and deals in which the timeline's entity is a holder (acquirer,
+    /// seller or buyer): what its direct holdings fold.
+    pub const HELD: Topics = Topics(16);
     /// Every fact.
     pub const ALL: Topics = Topics(u8::MAX);
     /// No fact.
     pub const NONE: Topics = Topics(0);
+
+    /// The topics of a fact in the timeline of `key`: as [`Topics::of`],
+    /// but a stake or deal fact in an entity's timeline is [`Topics::STAKE`]
+    /// where the entity is its target and [`Topics::HELD`] where it is a
+    /// holder, so that an ownership answer (or an append's cap-table check)
+    /// on an active acquirer skips its acquisitions, and its holdings skip
+    /// the stakes taken in it.
+    pub fn in_timeline(event: &Event, announcement: Option<&Event>, key: (Ns, &EntityId)) -> Topics {
+        let topics = Topics::of(event);
+        if key.0 != Ns::Entity || topics != Topics::STAKE {
+            return topics;
+        }
+        let sides = parties_of(event, announcement).into_iter().filter(|(id, _)| *id == key.1).fold(
+            Topics::NONE,
+            |sides, (_, part)| match part {
+                Part::Target => sides | Topics::STAKE,
+                Part::Holder => sides | Topics::HELD,
+                _ => sides,
+            },
+        );
+        // (a fact in an entity's timeline names it; should one not, both)
+        if sides == Topics::NONE {
+            Topics::STAKE | Topics::HELD
+        } else {
+            sides
+        }
+    }
 
     /// The topics of an event (a retraction has none: it has no fact).
     pub fn of(event: &Event) -> Topics {
