@@ -556,10 +556,14 @@ impl Store {
         let by_bucket = entries
             .chunk_by(|a, b| a.0 == b.0)
             .map(|group| (group[0].0, group.iter().map(|(_, e)| *e).collect::<Vec<_>>()));
-        // A bucket's merged run and the removal of the runs it absorbed go in
-        // one (atomic) sled batch: a crash must not lose entries below the
-        // watermark. Buckets go in modest batches: sled's memory grows with a
-        // batch's length.
+        // A crash must not lose entries below the watermark: the merged run
+        // goes before (or in the same atomic sled batch as) the removal of
+        // the runs it absorbed, so sled's recovery of a prefix of the writes
+        // keeps every entry (at worst twice, which merges undo). A few
+        // buckets go one write at a time (a sled batch has a fixed cost that
+        // dominates a single append), more in modest batches (sled's memory
+        // grows with a batch's length).
+        let one_by_one = ids.len() <= 16;
         let mut batch = sled::Batch::default();
         let mut in_batch = 0;
         for (bucket, mut run) in by_bucket {
@@ -579,6 +583,13 @@ impl Store {
             run.sort_unstable();
             run.dedup();
             let key = run_key(bucket, first);
+            if one_by_one {
+                self.ids.insert(key, run.concat())?;
+                for old in absorbed.iter().filter(|k| k.as_ref() != key) {
+                    self.ids.remove(old)?;
+                }
+                continue;
+            }
             for old in absorbed.iter().filter(|k| k.as_ref() != key) {
                 batch.remove(old);
             }
@@ -589,7 +600,9 @@ impl Store {
                 in_batch = 0;
             }
         }
-        self.ids.apply_batch(batch)?;
+        if in_batch > 0 {
+            self.ids.apply_batch(batch)?;
+        }
         Ok(())
     }
 
