@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::codec::{self, FactHeader, TimelinePart};
 use crate::error::Result;
 use crate::event::{Event, Kind, StoredEvent};
-use crate::store::{Ns, Store};
+use crate::store::{damaged_timeline, Ns, Store};
 use crate::timeline::{timeline_refs_of, Fact, Registration, StoredBody, TimelineKey, Topics};
 use crate::value::{Date, EntityId};
 
@@ -50,9 +50,11 @@ impl StagedTimeline {
     /// decodes the rest ([`StagedTimeline::decode_all`]).
     fn load(store: &Store, ns: Ns, slug: &EntityId) -> Result<Self> {
         let Some(bytes) = store.timeline_bytes(ns, slug)? else { return Ok(Self::default()) };
-        let (headers, start) = codec::timeline_headers(&bytes).map_err(|e| damaged(slug, &e))?;
+        let (headers, start) = codec::timeline_headers(&bytes).map_err(|e| damaged_timeline(slug, 0, &e))?;
         let decode = |i: usize| {
-            codec::timeline_fact(&bytes, &headers, start, i, true).map(Rc::new).map_err(|e| damaged(slug, &e))
+            codec::timeline_fact(&bytes, &headers, start, i, true)
+                .map(Rc::new)
+                .map_err(|e| damaged_timeline(slug, 0, &e))
         };
         let mut names: Vec<(usize, Rc<Fact>)> = Vec::new();
         if ns == Ns::Entity {
@@ -82,7 +84,8 @@ impl StagedTimeline {
             } else if Topics::from_bits(h.topics).meets(needed) {
                 staged.facts.push(decode(i)?);
             } else {
-                let range = codec::timeline_body_range(&bytes, &headers, start, i).map_err(|e| damaged(slug, &e))?;
+                let range = codec::timeline_body_range(&bytes, &headers, start, i)
+                    .map_err(|e| damaged_timeline(slug, 0, &e))?;
                 staged.kept.push((*h, range));
             }
         }
@@ -95,7 +98,8 @@ impl StagedTimeline {
     fn decode_all(&mut self, slug: &EntityId) -> Result<()> {
         let Some(bytes) = &self.bytes else { return Ok(()) };
         for (header, range) in self.kept.drain(..) {
-            let fact = codec::timeline_fact_of(&header, &bytes[range], true).map_err(|e| damaged(slug, &e))?;
+            let fact = codec::timeline_fact_of(&header, &bytes[range], true)
+                .map_err(|e| damaged_timeline(slug, header.seq, &e))?;
             self.facts.push(Rc::new(fact));
         }
         Ok(())
@@ -137,11 +141,6 @@ impl StagedTimeline {
         let parts: Vec<TimelinePart<'_>> = parts.into_iter().map(|(_, part)| part).collect();
         codec::encode_timeline_parts(&parts, (key.0, &key.1))
     }
-}
-
-/// The error for a stored timeline that does not decode.
-fn damaged(slug: &EntityId, e: &codec::DecodeError) -> crate::Error {
-    crate::Error::Corrupt { seq: 0, detail: format!("derived timeline of {slug} ({e}); run `dealledger reindex`") }
 }
 
 /// In [`Indexer::slots`]: no staged timeline of this namespace for this slug.

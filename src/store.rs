@@ -621,10 +621,7 @@ impl Store {
     /// does not decode (`reindex` rebuilds it).
     pub fn timeline(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Rc<Fact>>> {
         let Some(bytes) = self.timeline_bytes(ns, slug)? else { return Ok(Vec::new()) };
-        let damaged = |e: codec::DecodeError| Error::Corrupt {
-            seq: 0,
-            detail: format!("derived timeline of {slug} ({e}); run `dealledger reindex`"),
-        };
+        let damaged = |e: codec::DecodeError| damaged_timeline(slug, 0, &e);
         let (headers, start) = codec::timeline_headers(&bytes).map_err(damaged)?;
         (0..headers.len())
             .map(|i| codec::timeline_fact(&bytes, &headers, start, i, true).map(Rc::new).map_err(damaged))
@@ -710,6 +707,12 @@ fn insert_in_batches(tree: &sled::Tree, pairs: impl IntoIterator<Item = (Vec<u8>
 
 /// Records are handed from the reading thread to the caller in chunks of this many.
 const SCAN_CHUNK: usize = 256;
+
+/// The error for a stored timeline of `slug` that does not decode (at the
+/// fact of `seq`, or 0 when not known): derived, so `reindex` mends it.
+pub fn damaged_timeline(slug: &EntityId, seq: u64, e: &codec::DecodeError) -> Error {
+    Error::Corrupt { seq, detail: format!("derived timeline of {slug} ({e}); run `dealledger reindex`") }
+}
 
 /// How to open one of a ledger's sled databases.
 struct Sled {

@@ -16,9 +16,9 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, FactHeader};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::event::{Event, Kind, Part, StoredEvent};
-use crate::store::{Ns, Store};
+use crate::store::{damaged_timeline, Ns, Store};
 use crate::value::{Date, EntityId};
 
 /// What folds need of one event in a timeline.
@@ -241,11 +241,8 @@ impl Lazy {
         if let Some(Some(fact)) = self.decoded.borrow().get(i) {
             return Ok(Rc::clone(fact));
         }
-        let fact =
-            codec::timeline_fact(&self.bytes, &self.headers, self.start, i, false).map_err(|e| Error::Corrupt {
-                seq: self.headers.get(i).map_or(0, |h| h.seq),
-                detail: format!("derived timeline of {slug} ({e}); run `dealledger reindex`"),
-            })?;
+        let fact = codec::timeline_fact(&self.bytes, &self.headers, self.start, i, false)
+            .map_err(|e| damaged_timeline(slug, self.headers.get(i).map_or(0, |h| h.seq), &e))?;
         let fact = Rc::new(fact);
         if let Some(slot) = self.decoded.borrow_mut().get_mut(i) {
             *slot = Some(Rc::clone(&fact));
@@ -296,10 +293,7 @@ impl<'a> View<'a> {
         let lazy = match self.store.timeline_bytes(ns, slug)? {
             None => None,
             Some(bytes) => {
-                let (headers, start) = codec::timeline_headers(&bytes).map_err(|e| Error::Corrupt {
-                    seq: 0,
-                    detail: format!("derived timeline of {slug} ({e}); run `dealledger reindex`"),
-                })?;
+                let (headers, start) = codec::timeline_headers(&bytes).map_err(|e| damaged_timeline(slug, 0, &e))?;
                 let decoded = RefCell::new(vec![None; headers.len()]);
                 Some(Rc::new(Lazy { bytes, headers, start, decoded }))
             }
