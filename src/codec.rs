@@ -214,7 +214,11 @@ pub fn block_prefix(bytes: &[u8]) -> (Vec<&[u8]>, Option<DecodeError>) {
 
 /// The format version of derived index values (timelines). A derived value
 /// of another version is not an error: the index is rebuilt from the log.
-pub const DERIVED_VERSION: u8 = 7;
+pub const DERIVED_VERSION: u8 = 8;
+
+/// A timeline flag (second byte of the value): a delta of later facts may
+/// lie beside this base (see `store::StoredTimeline`).
+pub const HAS_DELTA: u8 = 1;
 
 /// The fixed-size header of one fact in an encoded timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,14 +237,17 @@ pub struct FactHeader {
 
 const FACT_HEADER: usize = 4 + 8 + 8 + 4 + 1;
 
-/// [`encode_timeline_parts`] of decoded facts.
+/// Where the fact headers of an encoded timeline start.
+const TIMELINE_HEADERS: usize = 1 + 1 + 4;
+
+/// [`encode_timeline_parts`] of decoded facts, without flags.
 #[cfg(test)]
 pub fn encode_timeline(
     facts: &[std::rc::Rc<crate::timeline::Fact>],
     key: (crate::store::Ns, &crate::value::EntityId),
 ) -> Vec<u8> {
     let parts: Vec<TimelinePart<'_>> = facts.iter().map(|f| TimelinePart::Fact(f)).collect();
-    encode_timeline_parts(&parts, key)
+    encode_timeline_parts(&parts, key, 0)
 }
 
 /// One fact of a timeline to encode: decoded, or kept as it was read
@@ -253,17 +260,33 @@ pub enum TimelinePart<'a> {
     Kept(&'a FactHeader, &'a [u8]),
 }
 
+impl TimelinePart<'_> {
+    /// The fact's seq.
+    pub fn seq(&self) -> u64 {
+        match self {
+            TimelinePart::Fact(fact) => fact.seq,
+            TimelinePart::Kept(header, _) => header.seq,
+        }
+    }
+}
+
 /// Encodes the timeline of `key`, given its facts in fold order (some of
-/// them as they were read): `[DERIVED_VERSION][count u32]`, then a
+/// them as they were read): `[DERIVED_VERSION][flags][count u32]`, then a
 /// fixed-size header per fact (effective i32, seq u64, retracted_by u64, body
 /// end u32, topics u8 as `Topics::in_timeline`; little-endian), then the
 /// bincode bodies `(event, announcement)`. Headers let a query read the
 /// dates, retractions and topics of every fact and decode only the facts it
-/// folds, and let an append copy the facts it does not read.
-pub fn encode_timeline_parts(parts: &[TimelinePart<'_>], key: (crate::store::Ns, &crate::value::EntityId)) -> Vec<u8> {
+/// folds, and let an append copy the facts it does not read. A delta (see
+/// `store::StoredTimeline`) has the same layout.
+pub fn encode_timeline_parts(
+    parts: &[TimelinePart<'_>],
+    key: (crate::store::Ns, &crate::value::EntityId),
+    flags: u8,
+) -> Vec<u8> {
     let mut bodies = Vec::with_capacity(parts.len() * 64);
-    let mut out = Vec::with_capacity(5 + parts.len() * (FACT_HEADER + 64));
+    let mut out = Vec::with_capacity(TIMELINE_HEADERS + parts.len() * (FACT_HEADER + 64));
     out.push(DERIVED_VERSION);
+    out.push(flags);
     out.extend_from_slice(&(parts.len() as u32).to_le_bytes());
     for part in parts {
         let (effective, seq, retracted_by, topics) = match part {
@@ -294,65 +317,79 @@ pub fn encode_timeline_parts(parts: &[TimelinePart<'_>], key: (crate::store::Ns,
     out
 }
 
-/// Where the body of fact `i` lies in an encoded timeline, given its headers
-/// and where the bodies start.
-///
-/// # Errors
-/// [`DecodeError`] when the headers point outside the value.
-pub fn timeline_body_range(
-    bytes: &[u8],
-    headers: &[FactHeader],
-    bodies_start: usize,
-    i: usize,
-) -> Result<std::ops::Range<usize>, DecodeError> {
-    let h = headers.get(i).ok_or_else(|| DecodeError::Body(format!("no fact {i}")))?;
-    let start = bodies_start + if i == 0 { 0 } else { headers[i - 1].end as usize };
-    let end = bodies_start + h.end as usize;
-    if start > end || end > bytes.len() {
-        return Err(DecodeError::Body("timeline body cut short".into()));
-    }
-    Ok(start..end)
+/// One fact of a stored timeline: its header, and where its body lies in
+/// which of the timeline's values (its base, 0, or its delta, 1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimelineEntry {
+    /// The fact's header.
+    pub header: FactHeader,
+    /// The value holding the body.
+    pub value: usize,
+    /// Where the body lies in that value.
+    pub body: std::ops::Range<usize>,
 }
 
-/// Reads the headers of an encoded timeline; returns them and where the bodies start.
+/// Reads an encoded timeline's flags and entries (in the value's order,
+/// bodies placed in value number `value`).
 ///
 /// # Errors
 /// [`DecodeError`] when the value is of another version or cut short.
-pub fn timeline_headers(bytes: &[u8]) -> Result<(Vec<FactHeader>, usize), DecodeError> {
-    let (&version, rest) = bytes.split_first().ok_or(DecodeError::Empty)?;
+pub fn timeline_entries(bytes: &[u8], value: usize) -> Result<(u8, Vec<TimelineEntry>), DecodeError> {
+    let short = || DecodeError::Body("timeline cut short".into());
+    let (&version, _) = bytes.split_first().ok_or(DecodeError::Empty)?;
     if version != DERIVED_VERSION {
         return Err(DecodeError::UnknownVersion(version));
     }
-    let short = || DecodeError::Body("timeline cut short".into());
-    let count = rest.get(..4).and_then(|c| <[u8; 4]>::try_from(c).ok()).map(u32::from_le_bytes).ok_or_else(short)?;
-    let table = rest.get(4..4 + count as usize * FACT_HEADER).ok_or_else(short)?;
-    let headers = table
-        .chunks_exact(FACT_HEADER)
-        .map(|h| FactHeader {
+    let head = bytes.get(..TIMELINE_HEADERS).ok_or_else(short)?;
+    let flags = head[1];
+    let count = u32::from_le_bytes([head[2], head[3], head[4], head[5]]) as usize;
+    let table_end = count.checked_mul(FACT_HEADER).and_then(|n| n.checked_add(TIMELINE_HEADERS)).ok_or_else(short)?;
+    let table = bytes.get(TIMELINE_HEADERS..table_end).ok_or_else(short)?;
+    let mut start = table_end;
+    let mut entries = Vec::with_capacity(count);
+    for h in table.chunks_exact(FACT_HEADER) {
+        let header = FactHeader {
             effective: i32::from_le_bytes([h[0], h[1], h[2], h[3]]),
             seq: u64::from_le_bytes([h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11]]),
             retracted_by: u64::from_le_bytes([h[12], h[13], h[14], h[15], h[16], h[17], h[18], h[19]]),
             end: u32::from_le_bytes([h[20], h[21], h[22], h[23]]),
             topics: h[24],
-        })
-        .collect();
-    Ok((headers, 1 + 4 + table.len()))
+        };
+        let end = table_end + header.end as usize;
+        if start > end || end > bytes.len() {
+            return Err(DecodeError::Body("timeline body cut short".into()));
+        }
+        entries.push(TimelineEntry { header, value, body: start..end });
+        start = end;
+    }
+    Ok((flags, entries))
 }
 
-/// Decodes fact `i` of an encoded timeline, given its headers; with
-/// `keep_body`, the fact keeps a copy of its encoded body for a cheap rewrite.
-///
-/// # Errors
-/// [`DecodeError`] when the body is damaged.
-pub fn timeline_fact(
-    bytes: &[u8],
-    headers: &[FactHeader],
-    bodies_start: usize,
-    i: usize,
-    keep_body: bool,
-) -> Result<crate::timeline::Fact, DecodeError> {
-    let body = &bytes[timeline_body_range(bytes, headers, bodies_start, i)?];
-    timeline_fact_of(&headers[i], body, keep_body) // (`i` in range: checked by `timeline_body_range`)
+/// A base timeline's entries merged with its delta's, in fold order
+/// `(effective, seq)`. A delta entry at or below the base's last seq is
+/// dropped: every fact of a delta is newer than its base when written, and
+/// a merge writes the new base before it removes the delta, so such an entry
+/// is one the base took in (a crash between the two writes leaves it).
+pub fn merge_entries(base: Vec<TimelineEntry>, delta: Vec<TimelineEntry>) -> Vec<TimelineEntry> {
+    let last = base.iter().map(|e| e.header.seq).max().unwrap_or(0);
+    let mut delta = delta.into_iter().filter(|e| e.header.seq > last).peekable();
+    if delta.peek().is_none() {
+        return base;
+    }
+    let order = |e: &TimelineEntry| (e.header.effective, e.header.seq);
+    let mut merged = Vec::with_capacity(base.len() + delta.size_hint().1.unwrap_or(0));
+    let mut base = base.into_iter().peekable();
+    loop {
+        let next = match (base.peek(), delta.peek()) {
+            (Some(b), Some(d)) if order(d) < order(b) => delta.next(),
+            (Some(_), _) => base.next(),
+            (None, _) => delta.next(),
+        };
+        match next {
+            Some(entry) => merged.push(entry),
+            None => return merged,
+        }
+    }
 }
 
 /// Decodes one fact of an encoded timeline from its header and body; with
@@ -413,16 +450,19 @@ mod tests {
         let scale = EntityId::parse("scale-ai").expect("slug");
         let key = (crate::store::Ns::Entity, &scale);
         let encoded = encode_timeline(&facts, key);
-        let (headers, start) = timeline_headers(&encoded).expect("headers");
-        let topics: Vec<u8> = headers.iter().map(|h| h.topics).collect();
+        let (flags, entries) = timeline_entries(&encoded, 0).expect("entries");
+        assert_eq!(flags, 0);
+        let topics: Vec<u8> = entries.iter().map(|e| e.header.topics).collect();
         let expected = [crate::timeline::Topics::STAKE.bits(), crate::timeline::Topics::NAME.bits()];
         assert_eq!(topics, expected, "each header names the folds that read its fact");
         // In the acquirer's timeline, the same acquisition is a holding.
         let meta = EntityId::parse("meta").expect("slug");
-        let (held, _) = timeline_headers(&encode_timeline(&facts[..1], (crate::store::Ns::Entity, &meta))).expect("h");
-        assert_eq!(held[0].topics, crate::timeline::Topics::HELD.bits());
-        let mut kept: Vec<Rc<crate::timeline::Fact>> = (0..headers.len())
-            .map(|i| timeline_fact(&encoded, &headers, start, i, true).map(Rc::new).expect("fact"))
+        let (_, held) =
+            timeline_entries(&encode_timeline(&facts[..1], (crate::store::Ns::Entity, &meta)), 0).expect("h");
+        assert_eq!(held[0].header.topics, crate::timeline::Topics::HELD.bits());
+        let mut kept: Vec<Rc<crate::timeline::Fact>> = entries
+            .iter()
+            .map(|e| timeline_fact_of(&e.header, &encoded[e.body.clone()], true).map(Rc::new).expect("fact"))
             .collect();
         assert!(kept.iter().all(|f| f.stored_body.0.is_some()));
         assert_eq!(encode_timeline(&kept, key), encoded);
@@ -431,6 +471,35 @@ mod tests {
         let mut fresh = facts.clone();
         Rc::make_mut(&mut fresh[0]).retracted_by = Some(12);
         assert_eq!(encode_timeline(&kept, key), encode_timeline(&fresh, key));
+    }
+
+    fn entry(effective: i32, seq: u64, value: usize) -> TimelineEntry {
+        let header = FactHeader { effective, seq, retracted_by: u64::MAX, end: 0, topics: 0 };
+        TimelineEntry { header, value, body: 0..0 }
+    }
+
+    #[test]
+    fn a_delta_merges_into_fold_order_without_the_facts_its_base_took_in() {
+        let base = vec![entry(1, 1, 0), entry(5, 2, 0), entry(9, 4, 0)];
+        // seq 3 and 4 were merged into the base (a crash left the delta); 5 and 6 are newer.
+        let delta = vec![entry(0, 6, 1), entry(5, 3, 1), entry(9, 4, 1), entry(9, 5, 1)];
+        let merged: Vec<(i32, u64, usize)> =
+            merge_entries(base.clone(), delta).iter().map(|e| (e.header.effective, e.header.seq, e.value)).collect();
+        assert_eq!(merged, [(0, 6, 1), (1, 1, 0), (5, 2, 0), (9, 4, 0), (9, 5, 1)]);
+        assert_eq!(merge_entries(base.clone(), Vec::new()), base);
+        assert_eq!(merge_entries(Vec::new(), vec![entry(3, 2, 1)]), [entry(3, 2, 1)]);
+    }
+
+    #[test]
+    fn a_cut_timeline_is_an_error_not_a_panic() {
+        let facts: Vec<std::rc::Rc<crate::timeline::Fact>> =
+            crate::timeline::fact_of(&sample(), None).map(std::rc::Rc::new).into_iter().collect();
+        let scale = EntityId::parse("scale-ai").expect("slug");
+        let encoded = encode_timeline(&facts, (crate::store::Ns::Entity, &scale));
+        for cut in 0..encoded.len() {
+            assert!(timeline_entries(&encoded[..cut], 0).is_err(), "cut at {cut}");
+        }
+        assert_eq!(timeline_entries(&encoded, 1).expect("whole").1[0].value, 1);
     }
 
     #[test]

@@ -10,15 +10,14 @@
 //! and never decide validity: everything it writes can be rebuilt from the log.
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::rc::Rc;
 
 use uuid::Uuid;
 
-use crate::codec::{self, FactHeader, TimelinePart};
+use crate::codec::TimelinePart;
 use crate::error::Result;
 use crate::event::{Event, Kind, StoredEvent};
-use crate::store::{damaged_timeline, Ns, Store};
+use crate::store::{Ns, Store, StoredTimeline, TimelineWrite};
 use crate::timeline::{timeline_refs_of, Fact, Registration, StoredBody, TimelineKey, Topics};
 use crate::value::{Date, EntityId};
 
@@ -32,10 +31,12 @@ use crate::value::{Date, EntityId};
 struct StagedTimeline {
     /// Decoded facts, in no particular order until sorted.
     facts: Vec<Rc<Fact>>,
-    /// Stored facts left encoded, in fold order: header and body in `bytes`.
-    kept: Vec<(FactHeader, Range<usize>)>,
-    /// The stored value `kept` points into.
-    bytes: Option<sled::IVec>,
+    /// Stored facts left encoded, in fold order: their places in `stored`.
+    kept: Vec<usize>,
+    /// The stored timeline `kept` points into.
+    stored: Option<StoredTimeline>,
+    /// Whether a stored fact changed (a retraction): the timeline is then written whole.
+    rewrite: bool,
 }
 
 impl StagedTimeline {
@@ -49,19 +50,12 @@ impl StagedTimeline {
     /// registrations alone (`Ns::Name`), nothing. A retraction among its facts
     /// decodes the rest ([`StagedTimeline::decode_all`]).
     fn load(store: &Store, ns: Ns, slug: &EntityId) -> Result<Self> {
-        let Some(bytes) = store.timeline_bytes(ns, slug)? else { return Ok(Self::default()) };
-        let (headers, start) = codec::timeline_headers(&bytes).map_err(|e| damaged_timeline(slug, 0, &e))?;
-        let decode = |i: usize| {
-            codec::timeline_fact(&bytes, &headers, start, i, true)
-                .map(Rc::new)
-                .map_err(|e| damaged_timeline(slug, 0, &e))
-        };
+        let Some(stored) = store.stored_timeline(ns, slug)? else { return Ok(Self::default()) };
+        let topics = |i: usize| Topics::from_bits(stored.entries()[i].header.topics);
         let mut names: Vec<(usize, Rc<Fact>)> = Vec::new();
         if ns == Ns::Entity {
-            for (i, h) in headers.iter().enumerate() {
-                if Topics::from_bits(h.topics).meets(Topics::NAME) {
-                    names.push((i, decode(i)?));
-                }
+            for i in (0..stored.len()).filter(|i| topics(*i).meets(Topics::NAME)) {
+                names.push((i, Rc::new(stored.fact(slug, i, true)?)));
             }
         }
         let needed = match ns {
@@ -78,29 +72,27 @@ impl StagedTimeline {
         };
         let mut staged = Self::default();
         let mut names = names.into_iter().peekable();
-        for (i, h) in headers.iter().enumerate() {
+        for i in 0..stored.len() {
             if let Some((_, fact)) = names.next_if(|(at, _)| *at == i) {
                 staged.facts.push(fact);
-            } else if Topics::from_bits(h.topics).meets(needed) {
-                staged.facts.push(decode(i)?);
+            } else if topics(i).meets(needed) {
+                staged.facts.push(Rc::new(stored.fact(slug, i, true)?));
             } else {
-                let range = codec::timeline_body_range(&bytes, &headers, start, i)
-                    .map_err(|e| damaged_timeline(slug, 0, &e))?;
-                staged.kept.push((*h, range));
+                staged.kept.push(i);
             }
         }
-        staged.bytes = Some(bytes);
+        staged.stored = Some(stored);
         Ok(staged)
     }
 
     /// Decodes the facts left encoded (before a retraction changes one, and
-    /// so that validation refolds the whole timeline).
+    /// so that validation refolds the whole timeline); the timeline is then
+    /// written whole.
     fn decode_all(&mut self, slug: &EntityId) -> Result<()> {
-        let Some(bytes) = &self.bytes else { return Ok(()) };
-        for (header, range) in self.kept.drain(..) {
-            let fact = codec::timeline_fact_of(&header, &bytes[range], true)
-                .map_err(|e| damaged_timeline(slug, header.seq, &e))?;
-            self.facts.push(Rc::new(fact));
+        self.rewrite = true;
+        let Some(stored) = &self.stored else { return Ok(()) };
+        for i in self.kept.drain(..) {
+            self.facts.push(Rc::new(stored.fact(slug, i, true)?));
         }
         Ok(())
     }
@@ -112,34 +104,42 @@ impl StagedTimeline {
         &self.facts
     }
 
-    /// The timeline's value: decoded and kept facts merged in fold order,
-    /// each seq once (a record indexed again after a crash keeps its stored
-    /// fact, which comes first).
-    fn encode(&mut self, key: &TimelineKey) -> Vec<u8> {
+    /// How the timeline goes back to the store: decoded and kept facts
+    /// merged in fold order, each seq once (a record indexed again after a
+    /// crash keeps its stored fact, which comes first), whole or as a delta
+    /// (see [`StoredTimeline::write`]).
+    fn encode(&mut self, key: &TimelineKey) -> TimelineWrite {
         self.sorted();
-        let bytes = self.bytes.as_deref().unwrap_or_default();
-        let mut parts: Vec<(u64, TimelinePart<'_>)> = Vec::with_capacity(self.facts.len() + self.kept.len());
+        let stored = self.stored.as_ref();
+        let mut parts: Vec<TimelinePart<'_>> = Vec::with_capacity(self.facts.len() + self.kept.len());
         let (mut decoded, mut kept) = (self.facts.iter().peekable(), self.kept.iter().peekable());
         loop {
-            let next = match (decoded.peek(), kept.peek()) {
-                (None, None) => break,
-                (Some(f), Some((h, _))) if (f.effective.days(), f.seq) < (h.effective, h.seq) => decoded.next(),
-                (Some(_), None) => decoded.next(),
+            let next = match (decoded.peek(), kept.peek(), stored) {
+                (None, None, _) => break,
+                (Some(f), Some(i), Some(stored)) => {
+                    let h = &stored.entries()[**i].header;
+                    if (f.effective.days(), f.seq) < (h.effective, h.seq) {
+                        decoded.next()
+                    } else {
+                        None
+                    }
+                }
+                (Some(_), _, _) => decoded.next(),
                 _ => None,
             };
-            let (seq, part) = match next {
-                Some(f) => (f.seq, TimelinePart::Fact(f)),
-                None => match kept.next() {
-                    Some((h, range)) => (h.seq, TimelinePart::Kept(h, &bytes[range.clone()])),
+            let part = match (next, stored) {
+                (Some(f), _) => TimelinePart::Fact(f),
+                (None, Some(stored)) => match kept.next() {
+                    Some(&i) => TimelinePart::Kept(&stored.entries()[i].header, stored.body(i)),
                     None => break,
                 },
+                (None, None) => break,
             };
-            if parts.last().is_none_or(|(last, _)| *last != seq) {
-                parts.push((seq, part));
+            if parts.last().is_none_or(|last| last.seq() != part.seq()) {
+                parts.push(part);
             }
         }
-        let parts: Vec<TimelinePart<'_>> = parts.into_iter().map(|(_, part)| part).collect();
-        codec::encode_timeline_parts(&parts, (key.0, &key.1))
+        StoredTimeline::write(stored, &parts, self.rewrite, (key.0, &key.1))
     }
 }
 

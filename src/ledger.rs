@@ -1017,6 +1017,58 @@ mod tests {
         assert_eq!(ledger.store.derived_values(), appended);
     }
 
+    #[test]
+    fn appends_to_a_large_timeline_write_small_deltas_that_read_as_the_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = Ledger::open_or_create(dir.path().join("db")).expect("create");
+        let fund = EntityId::parse("fund").expect("slug");
+        let mut lines =
+            vec![r#"{"type":"company_registered","effective":"2020-01-01","company":"fund","name":"F"}"#.to_owned()];
+        for i in 0..300 {
+            lines.push(format!(
+                r#"{{"type":"company_registered","effective":"2020-01-01","company":"c{i}","name":"C"}}"#
+            ));
+        }
+        for i in 0..100 {
+            lines.push(format!(
+                r#"{{"type":"acquisition","effective":"2021-01-01","acquirer":"fund","target":"c{i}","stake_pct":1}}"#
+            ));
+        }
+        ledger.append_text(&lines.join("\n")).expect("append");
+        let question = r#"{"cmd":"holdings","id":"fund","as_of":"2024-01-01"}"#;
+        let (mut deltas, mut largest) = (0, 0);
+        for i in 100..300 {
+            // Late facts among them: a delta's facts interleave with its base's.
+            let day = if i % 3 == 0 { "2020-06-01" } else { "2022-01-01" };
+            let line = format!(
+                r#"{{"type":"acquisition","effective":"{day}","acquirer":"fund","target":"c{i}","stake_pct":2}}"#
+            );
+            let seq = ledger.append_text(&line).expect("append")[0].seq;
+            if i == 150 || i == 151 {
+                // A retraction of a fact in the delta, then of one in the base.
+                let target = if i == 150 { seq } else { 305 };
+                let id = ledger.store.get(target).expect("record").id;
+                ledger
+                    .append_text(&format!(r#"{{"type":"retraction","retracts":"{id}","reason":"wrong"}}"#))
+                    .expect("retract");
+            }
+            let stored = ledger.store.stored_timeline(Ns::Entity, &fund).expect("read").expect("stored");
+            let newer = stored.len() - stored.base_len();
+            assert!(crate::store::delta_fits(newer, stored.base_len()), "{newer} facts beside {}", stored.base_len());
+            deltas += usize::from(newer > 0);
+            largest = largest.max(newer);
+        }
+        assert!(deltas > 150 && largest > 10, "appends went to the delta ({deltas} times, up to {largest} facts)");
+        let answer = ledger.answer_line(question).expect("answer");
+        assert!(answer.contains("c299") && !answer.contains("\"c150\""), "{answer}");
+        let appended = ledger.store.derived_values();
+        ledger.reindex().expect("reindex");
+        assert_eq!(ledger.store.derived_values(), appended);
+        assert_eq!(ledger.answer_line(question).expect("answer"), answer);
+        let rebuilt = ledger.store.stored_timeline(Ns::Entity, &fund).expect("read").expect("stored");
+        assert_eq!(rebuilt.len(), rebuilt.base_len(), "a rebuild writes whole timelines");
+    }
+
     /// Stages `text` after the ledger's head, as an append would.
     fn stage<'l>(ledger: &'l Ledger, text: &str) -> Result<Indexer<'l>> {
         let (origins, drafts): (Vec<Origin>, Vec<Draft>) = parse_input(text)?.into_iter().unzip();

@@ -24,7 +24,11 @@
 //! * `timeline`: `ns u8 | slug` → the timeline's facts in fold order (see
 //!   `timeline::Fact`, encoded by `codec::encode_timeline_parts`); `ns` is `e` for an
 //!   entity, `d` for a deal, `n` for an entity's registrations alone. One read
-//!   answers for one entity.
+//!   answers for one entity (two for a large timeline, see below).
+//! * `delta`: the same key → the facts appended to a large timeline since
+//!   its value in `timeline` (its base) was written, in the same encoding
+//!   (see [`StoredTimeline`]): an append to an entity of thousands of facts
+//!   writes a few of them, not all.
 //! * `retracted`: `seq u64` → `retraction seq u64`.
 //! * `meta`: `indexed` → `seq u64` (the derived trees' watermark);
 //!   `pending` → `seq u64` (the last seq whose facts they may hold);
@@ -151,6 +155,7 @@ pub struct Store {
     log: sled::Tree,
     ids: sled::Tree,
     timeline: sled::Tree,
+    delta: sled::Tree,
     retracted: sled::Tree,
     meta: sled::Tree,
     data_file: File,
@@ -200,6 +205,7 @@ impl Store {
             log: log_db.open_tree("log")?,
             ids: index_db.open_tree("ids")?,
             timeline: index_db.open_tree("timeline")?,
+            delta: index_db.open_tree("delta")?,
             retracted: index_db.open_tree("retracted")?,
             meta: index_db.open_tree("meta")?,
             log_db,
@@ -382,8 +388,7 @@ impl Store {
         use std::sync::atomic::Ordering;
         self.writable()?;
         let encoded = crate::par::map(records, codec::encode);
-        let mut keys = Vec::new();
-        let mut batch = sled::Batch::default();
+        let mut blocks = Vec::new();
         let mut start = 0;
         while start < records.len() {
             let mut end = start;
@@ -392,15 +397,25 @@ impl Store {
                 bytes += encoded[end].len();
                 end += 1;
             }
-            keys.push(seq_key(records[start].seq));
-            batch.insert(&seq_key(records[start].seq), codec::encode_block(&encoded[start..end]));
+            blocks.push((seq_key(records[start].seq), codec::encode_block(&encoded[start..end])));
             start = end;
         }
         drop(encoded);
-        // (one block or many, a sled batch is atomic: all of the append or none)
-        let written = self
-            .log
-            .apply_batch(batch)
+        let keys: Vec<[u8; 8]> = blocks.iter().map(|(key, _)| *key).collect();
+        // Several blocks go in one sled batch, which is atomic: all of the
+        // append or none. One block is one insert, atomic as it is (a sled
+        // batch has a fixed cost that is a third of a small append's write).
+        let inserted = match <[_; 1]>::try_from(blocks) {
+            Ok([(key, block)]) => self.log.insert(key, block).map(drop),
+            Err(blocks) => {
+                let mut batch = sled::Batch::default();
+                for (key, block) in blocks {
+                    batch.insert(&key, block);
+                }
+                self.log.apply_batch(batch)
+            }
+        };
+        let written = inserted
             .and_then(|()| self.log_db.flush().map(drop))
             .map_err(|e| cause_of(&e))
             .and_then(|()| self.data_file.sync_data().map_err(|e| e.to_string()));
@@ -479,7 +494,7 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] on a write failure.
     pub fn clear_derived(&self) -> Result<()> {
-        for tree in [&self.ids, &self.timeline, &self.retracted] {
+        for tree in [&self.ids, &self.timeline, &self.delta, &self.retracted] {
             tree.clear()?;
         }
         self.meta.insert("derived_version", &[codec::DERIVED_VERSION])?;
@@ -487,24 +502,61 @@ impl Store {
         self.set_indexed(0)
     }
 
-    /// Adds ids and replaces whole timelines (given encoded, see
-    /// `codec::encode_timeline_parts`), in one batch per tree.
+    /// Adds ids and writes timelines (given encoded, see
+    /// `codec::encode_timeline_parts`), in batches per tree. A whole
+    /// timeline goes before the removal of the delta it took in: sled
+    /// recovers a prefix of the index's writes, so a crash leaves at worst a
+    /// delta whose facts its base holds, which readers skip
+    /// (`codec::merge_entries`).
     ///
     /// # Errors
     /// [`Error::Storage`] on a write failure.
     pub fn write_index<'t>(
         &self,
         ids: &[(Uuid, u64)],
-        timelines: impl Iterator<Item = (&'t (Ns, EntityId), Vec<u8>)>,
+        timelines: impl Iterator<Item = (&'t (Ns, EntityId), TimelineWrite)>,
         merge_ids: bool,
     ) -> Result<()> {
         self.write_ids(ids, merge_ids)?;
-        let values = timelines.map(|((ns, slug), value)| (timeline_key(*ns, slug), value));
-        insert_in_batches(&self.timeline, values)?;
+        let mut deltas: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let bases = timelines.filter_map(|((ns, slug), write)| {
+            let key = timeline_key(*ns, slug);
+            match write {
+                TimelineWrite::Whole { value, drop_delta } => {
+                    if drop_delta {
+                        deltas.push((key.clone(), None));
+                    }
+                    Some((key, value))
+                }
+                TimelineWrite::Delta(value) => {
+                    deltas.push((key, Some(value)));
+                    None
+                }
+            }
+        });
+        insert_in_batches(&self.timeline, bases)?;
+        if deltas.len() <= 16 {
+            for (key, value) in deltas {
+                match value {
+                    Some(value) => self.delta.insert(key, value)?,
+                    None => self.delta.remove(key)?,
+                };
+            }
+        } else {
+            let mut batch = sled::Batch::default();
+            for (key, value) in deltas {
+                match value {
+                    Some(value) => batch.insert(key, value),
+                    None => batch.remove(key),
+                }
+            }
+            self.delta.apply_batch(batch)?;
+        }
         Ok(())
     }
 
-    /// Removes every stored timeline whose key is not in `keep` (after a rebuild).
+    /// Removes every stored timeline whose key is not in `keep`, and every
+    /// delta (after a rebuild, which writes whole timelines).
     ///
     /// # Errors
     /// [`Error::Storage`] on a read or write failure.
@@ -516,6 +568,7 @@ impl Store {
                 self.timeline.remove(key)?;
             }
         }
+        self.delta.clear()?;
         Ok(())
     }
 
@@ -620,20 +673,29 @@ impl Store {
     /// [`Error::Storage`] on a read failure, [`Error::Corrupt`] when the value
     /// does not decode (`reindex` rebuilds it).
     pub fn timeline(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Rc<Fact>>> {
-        let Some(bytes) = self.timeline_bytes(ns, slug)? else { return Ok(Vec::new()) };
-        let damaged = |e: codec::DecodeError| damaged_timeline(slug, 0, &e);
-        let (headers, start) = codec::timeline_headers(&bytes).map_err(damaged)?;
-        (0..headers.len())
-            .map(|i| codec::timeline_fact(&bytes, &headers, start, i, true).map(Rc::new).map_err(damaged))
-            .collect()
+        let Some(stored) = self.stored_timeline(ns, slug)? else { return Ok(Vec::new()) };
+        (0..stored.len()).map(|i| stored.fact(slug, i, true).map(Rc::new)).collect()
     }
 
-    /// The encoded value of one timeline (see `codec::encode_timeline_parts`), if any.
+    /// One stored timeline: its base and, if the base has one, its delta.
     ///
     /// # Errors
-    /// [`Error::Storage`] on a read failure.
-    pub fn timeline_bytes(&self, ns: Ns, slug: &EntityId) -> Result<Option<sled::IVec>> {
-        Ok(self.timeline.get(timeline_key(ns, slug))?)
+    /// [`Error::Storage`] on a read failure, [`Error::Corrupt`] when a value
+    /// does not decode.
+    pub fn stored_timeline(&self, ns: Ns, slug: &EntityId) -> Result<Option<StoredTimeline>> {
+        let key = timeline_key(ns, slug);
+        let Some(base) = self.timeline.get(&key)? else { return Ok(None) };
+        let damaged = |e: codec::DecodeError| damaged_timeline(slug, 0, &e);
+        let (flags, entries) = codec::timeline_entries(&base, 0).map_err(damaged)?;
+        let base_len = entries.len();
+        let base_last = entries.iter().map(|e| e.header.seq).max().unwrap_or(0);
+        let has_delta = flags & codec::HAS_DELTA != 0;
+        let delta = if has_delta { self.delta.get(&key)? } else { None };
+        let entries = match &delta {
+            Some(delta) => codec::merge_entries(entries, codec::timeline_entries(delta, 1).map_err(damaged)?.1),
+            None => entries,
+        };
+        Ok(Some(StoredTimeline { values: [Some(base), delta], entries, base_len, base_last, has_delta }))
     }
 
     /// Every derived value (ids, timelines, retractions), for tests comparing
@@ -650,12 +712,29 @@ impl Store {
             .collect();
         ids.sort();
         ids.dedup();
-        let rest: Vec<(u8, Vec<u8>, Vec<u8>)> = [(b't', &self.timeline), (b'r', &self.retracted)]
-            .into_iter()
-            .flat_map(|(tag, tree)| tree.iter().map(move |kv| kv.map(|(k, v)| (tag, k.to_vec(), v.to_vec()))))
-            .collect::<std::result::Result<_, _>>()
-            .unwrap_or_default();
-        ids.into_iter().chain(rest).collect()
+        let retracted = self.retracted.iter().filter_map(std::result::Result::ok);
+        let retracted = retracted.map(|(k, v)| (b'r', k.to_vec(), v.to_vec()));
+        ids.into_iter().chain(self.logical_timelines()).chain(retracted).collect()
+    }
+
+    /// Each stored timeline as one value without flags, its delta merged in
+    /// (how a timeline is split between base and delta depends on the
+    /// appends that wrote it).
+    #[cfg(test)]
+    fn logical_timelines(&self) -> Vec<(u8, Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        for key in self.timeline.iter().keys().filter_map(std::result::Result::ok) {
+            let ns = match key.first() {
+                Some(b'e') => Ns::Entity,
+                Some(b'd') => Ns::Deal,
+                _ => Ns::Name,
+            };
+            let Ok(slug) = EntityId::parse(&String::from_utf8_lossy(&key[1..])) else { continue };
+            let Ok(Some(stored)) = self.stored_timeline(ns, &slug) else { continue };
+            let parts: Vec<codec::TimelinePart<'_>> = stored.parts().collect();
+            out.push((b't', key.to_vec(), codec::encode_timeline_parts(&parts, (ns, &slug), 0)));
+        }
+        out
     }
 
     /// The number of bytes sled reports on disk.
@@ -665,6 +744,113 @@ impl Store {
     pub fn size_on_disk(&self) -> Result<u64> {
         Ok(self.log_db.size_on_disk()? + self.index_db.size_on_disk()?)
     }
+}
+
+/// One stored timeline as read: its base value, the delta beside it (if
+/// any), and their facts' entries merged in fold order.
+///
+/// A timeline of [`DELTA_FROM`] facts or more is written whole with
+/// `codec::HAS_DELTA` set; an append then writes only the facts newer than
+/// that base, as the timeline's delta, until they are too many
+/// ([`delta_fits`]) or a retraction changes an older fact, when the
+/// timeline is written whole again and the delta removed. Small timelines
+/// never have a delta, so reading one costs one look-up.
+pub struct StoredTimeline {
+    values: [Option<sled::IVec>; 2],
+    entries: Vec<codec::TimelineEntry>,
+    base_len: usize,
+    base_last: u64,
+    has_delta: bool,
+}
+
+impl StoredTimeline {
+    /// The number of facts.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it has no fact.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// How many of its facts are in its base (the others are in its delta).
+    pub fn base_len(&self) -> usize {
+        self.base_len
+    }
+
+    /// The facts' headers and places, in fold order.
+    pub fn entries(&self) -> &[codec::TimelineEntry] {
+        &self.entries
+    }
+
+    /// The encoded body of fact `i` (empty when out of range).
+    pub fn body(&self, i: usize) -> &[u8] {
+        let Some(entry) = self.entries.get(i) else { return &[] };
+        let value = self.values.get(entry.value).and_then(Option::as_deref).unwrap_or_default();
+        value.get(entry.body.clone()).unwrap_or_default()
+    }
+
+    /// Decodes fact `i`; with `keep_body`, the fact keeps its encoded body.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the fact does not decode.
+    pub fn fact(&self, slug: &EntityId, i: usize, keep_body: bool) -> Result<Fact> {
+        let damaged = |seq: u64, e: &codec::DecodeError| damaged_timeline(slug, seq, e);
+        let entry = self.entries.get(i).ok_or_else(|| damaged(0, &codec::DecodeError::Body(format!("no fact {i}"))))?;
+        codec::timeline_fact_of(&entry.header, self.body(i), keep_body).map_err(|e| damaged(entry.header.seq, &e))
+    }
+
+    /// Every fact as it was read, in fold order.
+    pub fn parts(&self) -> impl Iterator<Item = codec::TimelinePart<'_>> {
+        self.entries.iter().enumerate().map(|(i, e)| codec::TimelinePart::Kept(&e.header, self.body(i)))
+    }
+
+    /// How the timeline goes back to the store, given all its facts in fold
+    /// order, `rewrite` when a stored one changed (a retraction): its newer
+    /// facts as its delta while [`delta_fits`], else whole.
+    pub fn write(
+        stored: Option<&Self>,
+        parts: &[codec::TimelinePart<'_>],
+        rewrite: bool,
+        key: (Ns, &EntityId),
+    ) -> TimelineWrite {
+        if let Some(stored) = stored.filter(|s| s.has_delta && !rewrite) {
+            let newer: Vec<codec::TimelinePart<'_>> =
+                parts.iter().copied().filter(|p| p.seq() > stored.base_last).collect();
+            if delta_fits(newer.len(), stored.base_len) {
+                return TimelineWrite::Delta(codec::encode_timeline_parts(&newer, key, 0));
+            }
+        }
+        let flags = if parts.len() >= DELTA_FROM { codec::HAS_DELTA } else { 0 };
+        let drop_delta = stored.is_some_and(|s| s.has_delta);
+        TimelineWrite::Whole { value: codec::encode_timeline_parts(parts, key, flags), drop_delta }
+    }
+}
+
+/// How one staged timeline is written back (see [`StoredTimeline`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum TimelineWrite {
+    /// The whole timeline as its base; `drop_delta` removes the delta beside it.
+    Whole {
+        /// The encoded timeline.
+        value: Vec<u8>,
+        /// Whether a delta may lie beside the old base.
+        drop_delta: bool,
+    },
+    /// The facts newer than the stored base, as its delta.
+    Delta(Vec<u8>),
+}
+
+/// A timeline of at least this many facts keeps its newer facts in a delta.
+pub const DELTA_FROM: usize = 64;
+
+/// Whether `newer` facts may stay in the delta of a base of `base` facts:
+/// up to about √(2·base). An append then writes O(√n) facts of a timeline
+/// of n, and a merge (n facts) comes once every √n appends or so, which
+/// together is the least written per append.
+pub fn delta_fits(newer: usize, base: usize) -> bool {
+    newer.saturating_mul(newer) <= base.saturating_mul(2)
 }
 
 /// Inserts key/value pairs in batches of at most 1,024 (a few go one by one:

@@ -15,10 +15,10 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{self, FactHeader};
+use crate::codec::FactHeader;
 use crate::error::Result;
 use crate::event::{Event, Kind, Part, StoredEvent};
-use crate::store::{damaged_timeline, Ns, Store};
+use crate::store::{Ns, Store, StoredTimeline};
 use crate::value::{Date, EntityId};
 
 /// What folds need of one event in a timeline.
@@ -230,9 +230,7 @@ pub type TimelineKey = (Ns, EntityId);
 
 /// One stored timeline, decoded fact by fact as folds need them.
 struct Lazy {
-    bytes: sled::IVec,
-    headers: Vec<FactHeader>,
-    start: usize,
+    stored: StoredTimeline,
     decoded: RefCell<Vec<Option<Rc<Fact>>>>,
 }
 
@@ -241,9 +239,7 @@ impl Lazy {
         if let Some(Some(fact)) = self.decoded.borrow().get(i) {
             return Ok(Rc::clone(fact));
         }
-        let fact = codec::timeline_fact(&self.bytes, &self.headers, self.start, i, false)
-            .map_err(|e| damaged_timeline(slug, self.headers.get(i).map_or(0, |h| h.seq), &e))?;
-        let fact = Rc::new(fact);
+        let fact = Rc::new(self.stored.fact(slug, i, false)?);
         if let Some(slot) = self.decoded.borrow_mut().get_mut(i) {
             *slot = Some(Rc::clone(&fact));
         }
@@ -290,14 +286,10 @@ impl<'a> View<'a> {
         if let Some(found) = self.blobs.borrow().get(&key) {
             return Ok(found.clone());
         }
-        let lazy = match self.store.timeline_bytes(ns, slug)? {
-            None => None,
-            Some(bytes) => {
-                let (headers, start) = codec::timeline_headers(&bytes).map_err(|e| damaged_timeline(slug, 0, &e))?;
-                let decoded = RefCell::new(vec![None; headers.len()]);
-                Some(Rc::new(Lazy { bytes, headers, start, decoded }))
-            }
-        };
+        let lazy = self.store.stored_timeline(ns, slug)?.map(|stored| {
+            let decoded = RefCell::new(vec![None; stored.len()]);
+            Rc::new(Lazy { stored, decoded })
+        });
         self.blobs.borrow_mut().insert(key, lazy.clone());
         Ok(lazy)
     }
@@ -318,13 +310,14 @@ impl<'a> View<'a> {
     /// [`crate::Error::Storage`] / [`crate::Error::Corrupt`] on a read failure.
     pub fn facts_of(&self, ns: Ns, slug: &EntityId, until: Option<Date>, topics: Topics) -> Result<Vec<Rc<Fact>>> {
         let Some(lazy) = self.stored(ns, slug)? else { return Ok(Vec::new()) };
-        let end = until.map_or(lazy.headers.len(), |d| lazy.headers.partition_point(|h| h.effective <= d.days()));
+        let entries = lazy.stored.entries();
+        let end = until.map_or(entries.len(), |d| entries.partition_point(|e| e.header.effective <= d.days()));
         let wanted = |h: &FactHeader| {
             Topics::from_bits(h.topics).meets(topics)
                 && h.seq <= self.upto
                 && (h.retracted_by == u64::MAX || h.retracted_by > self.upto)
         };
-        (0..end).filter(|i| wanted(&lazy.headers[*i])).map(|i| lazy.fact(slug, i)).collect()
+        (0..end).filter(|i| wanted(&entries[*i].header)).map(|i| lazy.fact(slug, i)).collect()
     }
 
     /// The registration of an entity that counts in this view, read from
