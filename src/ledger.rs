@@ -230,6 +230,7 @@ impl Ledger {
     }
 
     fn from_store(store: Store) -> Result<Self> {
+        let store = Self::renew_stale_index(store)?;
         let ledger = Self { store, writer: Mutex::new(None), visible: AtomicU64::new(0) };
         match ledger.bring_up() {
             // A damaged log still opens for reading, `verify` and `export` of the
@@ -238,6 +239,21 @@ impl Ledger {
             other => other?,
         }
         Ok(ledger)
+    }
+
+    /// Derived trees that must be rebuilt (see [`Ledger::bring_up`]) are
+    /// rebuilt in a new index database, not cleared in the old one (see
+    /// [`Store::without_index`]). A new ledger's empty index stays; a
+    /// damaged log, or one that lost records the index has seen, is left to
+    /// `bring_up`, which reports it.
+    fn renew_stale_index(store: Store) -> Result<Store> {
+        let Ok((head, _)) = store.head() else { return Ok(store) };
+        let stale = !store.derived_current()? || store.pending()? > head;
+        let indexed = store.indexed()?;
+        if stale && indexed > 0 && lost_records(head, indexed).is_ok() {
+            return store.without_index();
+        }
+        Ok(store)
     }
 
     /// Makes the derived trees answer for the log as opened: derived trees
@@ -1015,6 +1031,25 @@ mod tests {
         ledger.store.set_indexed(1_000).expect("watermark");
         ledger.catch_up(4_000).expect("catch up");
         assert_eq!(ledger.store.derived_values(), appended);
+    }
+
+    #[test]
+    fn a_stale_index_is_rebuilt_in_a_new_database() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let question = r#"{"cmd":"ownership","id":"scale-ai","as_of":"2025-12-31"}"#;
+        let before = {
+            let ledger = Ledger::open_or_create(&path).expect("create");
+            ledger.append_text(include_str!("../examples/data/scale-ai.jsonl")).expect("append");
+            // Another derived format, and something no rebuild writes.
+            ledger.store.index_tree("meta").expect("meta").insert("derived_version", &[0]).expect("stale");
+            ledger.store.index_tree("junk").expect("junk").insert("k", vec![1; 1 << 20]).expect("junk");
+            ledger.answer_line(question).expect("answer")
+        };
+        let ledger = Ledger::open(&path).expect("reopen");
+        assert!(ledger.store.index_tree("junk").expect("junk").is_empty(), "the old index database is gone");
+        assert_eq!(ledger.answer_line(question).expect("answer"), before);
+        assert_eq!(ledger.verify().expect("verify").last_seq, ledger.last_seq());
     }
 
     #[test]
