@@ -214,11 +214,27 @@ pub fn block_prefix(bytes: &[u8]) -> (Vec<&[u8]>, Option<DecodeError>) {
 
 /// The format version of derived index values (timelines). A derived value
 /// of another version is not an error: the index is rebuilt from the log.
-pub const DERIVED_VERSION: u8 = 8;
+pub const DERIVED_VERSION: u8 = 9;
 
-/// A timeline flag (second byte of the value): a delta of later facts may
-/// lie beside this base (see `store::StoredTimeline`).
-pub const HAS_DELTA: u8 = 1;
+/// What an encoded timeline value is (its second byte, and for a delta the
+/// eight after its count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueKind {
+    /// A whole timeline; with `has_delta`, a delta of later facts may lie
+    /// beside it (see `store::StoredTimeline`).
+    Base {
+        /// Whether a delta may lie beside it.
+        has_delta: bool,
+    },
+    /// The facts appended since the base whose last seq is `extends`.
+    Delta {
+        /// The last seq of the base this delta extends.
+        extends: u64,
+    },
+}
+
+const HAS_DELTA: u8 = 1;
+const IS_DELTA: u8 = 2;
 
 /// The fixed-size header of one fact in an encoded timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,8 +253,8 @@ pub struct FactHeader {
 
 const FACT_HEADER: usize = 4 + 8 + 8 + 4 + 1;
 
-/// Where the fact headers of an encoded timeline start.
-const TIMELINE_HEADERS: usize = 1 + 1 + 4;
+/// The fixed part of an encoded timeline, before a delta's `extends`.
+const TIMELINE_HEAD: usize = 1 + 1 + 4;
 
 /// [`encode_timeline_parts`] of decoded facts, without flags.
 #[cfg(test)]
@@ -247,7 +263,7 @@ pub fn encode_timeline(
     key: (crate::store::Ns, &crate::value::EntityId),
 ) -> Vec<u8> {
     let parts: Vec<TimelinePart<'_>> = facts.iter().map(|f| TimelinePart::Fact(f)).collect();
-    encode_timeline_parts(&parts, key, 0)
+    encode_timeline_parts(&parts, key, ValueKind::Base { has_delta: false })
 }
 
 /// One fact of a timeline to encode: decoded, or kept as it was read
@@ -271,7 +287,8 @@ impl TimelinePart<'_> {
 }
 
 /// Encodes the timeline of `key`, given its facts in fold order (some of
-/// them as they were read): `[DERIVED_VERSION][flags][count u32]`, then a
+/// them as they were read): `[DERIVED_VERSION][flags][count u32]` (a delta:
+/// then `[extends u64]`, see [`ValueKind`]), then a
 /// fixed-size header per fact (effective i32, seq u64, retracted_by u64, body
 /// end u32, topics u8 as `Topics::in_timeline`; little-endian), then the
 /// bincode bodies `(event, announcement)`. Headers let a query read the
@@ -281,13 +298,25 @@ impl TimelinePart<'_> {
 pub fn encode_timeline_parts(
     parts: &[TimelinePart<'_>],
     key: (crate::store::Ns, &crate::value::EntityId),
-    flags: u8,
+    kind: ValueKind,
 ) -> Vec<u8> {
     let mut bodies = Vec::with_capacity(parts.len() * 64);
-    let mut out = Vec::with_capacity(TIMELINE_HEADERS + parts.len() * (FACT_HEADER + 64));
+    let mut out = Vec::with_capacity(TIMELINE_HEAD + 8 + parts.len() * (FACT_HEADER + 64));
     out.push(DERIVED_VERSION);
-    out.push(flags);
+    out.push(match kind {
+        ValueKind::Base { has_delta } => {
+            if has_delta {
+                HAS_DELTA
+            } else {
+                0
+            }
+        }
+        ValueKind::Delta { .. } => IS_DELTA,
+    });
     out.extend_from_slice(&(parts.len() as u32).to_le_bytes());
+    if let ValueKind::Delta { extends } = kind {
+        out.extend_from_slice(&extends.to_le_bytes());
+    }
     for part in parts {
         let (effective, seq, retracted_by, topics) = match part {
             TimelinePart::Fact(fact) => {
@@ -329,22 +358,28 @@ pub struct TimelineEntry {
     pub body: std::ops::Range<usize>,
 }
 
-/// Reads an encoded timeline's flags and entries (in the value's order,
+/// Reads an encoded timeline's kind and entries (in the value's order,
 /// bodies placed in value number `value`).
 ///
 /// # Errors
 /// [`DecodeError`] when the value is of another version or cut short.
-pub fn timeline_entries(bytes: &[u8], value: usize) -> Result<(u8, Vec<TimelineEntry>), DecodeError> {
+pub fn timeline_entries(bytes: &[u8], value: usize) -> Result<(ValueKind, Vec<TimelineEntry>), DecodeError> {
     let short = || DecodeError::Body("timeline cut short".into());
     let (&version, _) = bytes.split_first().ok_or(DecodeError::Empty)?;
     if version != DERIVED_VERSION {
         return Err(DecodeError::UnknownVersion(version));
     }
-    let head = bytes.get(..TIMELINE_HEADERS).ok_or_else(short)?;
-    let flags = head[1];
+    let head = bytes.get(..TIMELINE_HEAD).ok_or_else(short)?;
     let count = u32::from_le_bytes([head[2], head[3], head[4], head[5]]) as usize;
-    let table_end = count.checked_mul(FACT_HEADER).and_then(|n| n.checked_add(TIMELINE_HEADERS)).ok_or_else(short)?;
-    let table = bytes.get(TIMELINE_HEADERS..table_end).ok_or_else(short)?;
+    let (kind, table_start) = if head[1] & IS_DELTA != 0 {
+        let extends = bytes.get(TIMELINE_HEAD..TIMELINE_HEAD + 8).ok_or_else(short)?;
+        let extends = u64::from_le_bytes(<[u8; 8]>::try_from(extends).map_err(|_| short())?);
+        (ValueKind::Delta { extends }, TIMELINE_HEAD + 8)
+    } else {
+        (ValueKind::Base { has_delta: head[1] & HAS_DELTA != 0 }, TIMELINE_HEAD)
+    };
+    let table_end = count.checked_mul(FACT_HEADER).and_then(|n| n.checked_add(table_start)).ok_or_else(short)?;
+    let table = bytes.get(table_start..table_end).ok_or_else(short)?;
     let mut start = table_end;
     let mut entries = Vec::with_capacity(count);
     for h in table.chunks_exact(FACT_HEADER) {
@@ -362,14 +397,13 @@ pub fn timeline_entries(bytes: &[u8], value: usize) -> Result<(u8, Vec<TimelineE
         entries.push(TimelineEntry { header, value, body: start..end });
         start = end;
     }
-    Ok((flags, entries))
+    Ok((kind, entries))
 }
 
 /// A base timeline's entries merged with its delta's, in fold order
 /// `(effective, seq)`. A delta entry at or below the base's last seq is
-/// dropped: every fact of a delta is newer than its base when written, and
-/// a merge writes the new base before it removes the delta, so such an entry
-/// is one the base took in (a crash between the two writes leaves it).
+/// dropped: every fact of a delta is newer than the base it extends, so such
+/// an entry is one a newer base took in.
 pub fn merge_entries(base: Vec<TimelineEntry>, delta: Vec<TimelineEntry>) -> Vec<TimelineEntry> {
     let last = base.iter().map(|e| e.header.seq).max().unwrap_or(0);
     let mut delta = delta.into_iter().filter(|e| e.header.seq > last).peekable();
@@ -450,8 +484,8 @@ mod tests {
         let scale = EntityId::parse("scale-ai").expect("slug");
         let key = (crate::store::Ns::Entity, &scale);
         let encoded = encode_timeline(&facts, key);
-        let (flags, entries) = timeline_entries(&encoded, 0).expect("entries");
-        assert_eq!(flags, 0);
+        let (kind, entries) = timeline_entries(&encoded, 0).expect("entries");
+        assert_eq!(kind, ValueKind::Base { has_delta: false });
         let topics: Vec<u8> = entries.iter().map(|e| e.header.topics).collect();
         let expected = [crate::timeline::Topics::STAKE.bits(), crate::timeline::Topics::NAME.bits()];
         assert_eq!(topics, expected, "each header names the folds that read its fact");
@@ -500,6 +534,14 @@ mod tests {
             assert!(timeline_entries(&encoded[..cut], 0).is_err(), "cut at {cut}");
         }
         assert_eq!(timeline_entries(&encoded, 1).expect("whole").1[0].value, 1);
+        let parts: Vec<TimelinePart<'_>> = facts.iter().map(|f| TimelinePart::Fact(f)).collect();
+        let delta = encode_timeline_parts(&parts, (crate::store::Ns::Entity, &scale), ValueKind::Delta { extends: 5 });
+        let (kind, entries) = timeline_entries(&delta, 1).expect("delta");
+        assert_eq!((kind, entries.len()), (ValueKind::Delta { extends: 5 }, 1));
+        assert_eq!(timeline_fact_of(&entries[0].header, &delta[entries[0].body.clone()], false).expect("fact").seq, 7);
+        for cut in 0..delta.len() {
+            assert!(timeline_entries(&delta[..cut], 1).is_err(), "delta cut at {cut}");
+        }
     }
 
     #[test]

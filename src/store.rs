@@ -523,11 +523,10 @@ impl Store {
     }
 
     /// Adds ids and writes timelines (given encoded, see
-    /// `codec::encode_timeline_parts`), in batches per tree. A whole
-    /// timeline goes before the removal of the delta it took in: sled
-    /// recovers a prefix of the index's writes, so a crash leaves at worst a
-    /// delta whose facts its base holds, which readers skip
-    /// (`codec::merge_entries`).
+    /// `codec::encode_timeline_parts`): whole ones to `timeline`, deltas to
+    /// `delta`, in batches per tree. A delta left beside a base written
+    /// whole since is not removed: it names the older base it extends, and
+    /// readers skip it (see [`StoredTimeline`]).
     ///
     /// # Errors
     /// [`Error::Storage`] on a write failure.
@@ -538,41 +537,19 @@ impl Store {
         merge_ids: bool,
     ) -> Result<()> {
         self.write_ids(ids, merge_ids)?;
-        let mut deltas: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let mut deltas: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let bases = timelines.filter_map(|((ns, slug), write)| {
             let key = timeline_key(*ns, slug);
             match write {
-                TimelineWrite::Whole { value, drop_delta } => {
-                    if drop_delta {
-                        deltas.push((key.clone(), None));
-                    }
-                    Some((key, value))
-                }
+                TimelineWrite::Whole(value) => Some((key, value)),
                 TimelineWrite::Delta(value) => {
-                    deltas.push((key, Some(value)));
+                    deltas.push((key, value));
                     None
                 }
             }
         });
         insert_in_batches(&self.timeline, bases)?;
-        if deltas.len() <= 16 {
-            for (key, value) in deltas {
-                match value {
-                    Some(value) => self.delta.insert(key, value)?,
-                    None => self.delta.remove(key)?,
-                };
-            }
-        } else {
-            let mut batch = sled::Batch::default();
-            for (key, value) in deltas {
-                match value {
-                    Some(value) => batch.insert(key, value),
-                    None => batch.remove(key),
-                }
-            }
-            self.delta.apply_batch(batch)?;
-        }
-        Ok(())
+        insert_in_batches(&self.delta, deltas)
     }
 
     /// Removes every stored timeline whose key is not in `keep`, and every
@@ -697,13 +674,9 @@ impl Store {
         (0..stored.len()).map(|i| stored.fact(slug, i, true).map(Rc::new)).collect()
     }
 
-    /// One stored timeline: its base and, if the base has one, its delta.
-    ///
-    /// The two are read apart, while an append may write either, so the
-    /// base is read again after the delta: if it is unchanged, the delta read
-    /// between belongs to it (a delta is only ever written beside the base
-    /// it extends, and one left by a merge is skipped as the base holds its
-    /// facts); if a merge replaced it meanwhile, the pair is read again.
+    /// One stored timeline: its base and, if the base has one, its delta
+    /// (read as [`StoredTimeline`] says, so that an append racing the read
+    /// cannot make it miss a fact).
     ///
     /// # Errors
     /// [`Error::Storage`] on a read failure, [`Error::Corrupt`] when a value
@@ -747,7 +720,8 @@ impl Store {
             let Ok(slug) = EntityId::parse(&String::from_utf8_lossy(&key[1..])) else { continue };
             let Ok(Some(stored)) = self.stored_timeline(ns, &slug) else { continue };
             let parts: Vec<codec::TimelinePart<'_>> = stored.parts().collect();
-            out.push((b't', key.to_vec(), codec::encode_timeline_parts(&parts, (ns, &slug), 0)));
+            let kind = codec::ValueKind::Base { has_delta: false };
+            out.push((b't', key.to_vec(), codec::encode_timeline_parts(&parts, (ns, &slug), kind)));
         }
         out
     }
@@ -764,12 +738,20 @@ impl Store {
 /// One stored timeline as read: its base value, the delta beside it (if
 /// any), and their facts' entries merged in fold order.
 ///
-/// A timeline of [`DELTA_FROM`] facts or more is written whole with
-/// `codec::HAS_DELTA` set; an append then writes only the facts newer than
-/// that base, as the timeline's delta, until they are too many
-/// ([`delta_fits`]) or a retraction changes an older fact, when the
-/// timeline is written whole again and the delta removed. Small timelines
-/// never have a delta, so reading one costs one look-up.
+/// A timeline of [`DELTA_FROM`] facts or more is written whole with a flag
+/// saying a delta may lie beside it; an append then writes only the facts
+/// newer than that base, as the timeline's delta (which names the last seq
+/// of the base it extends), until they are too many ([`delta_fits`]) or a
+/// retraction changes an older fact, when the timeline is written whole
+/// again. The delta left beside it then extends an older base and is
+/// skipped; the next delta replaces it. Small timelines never have a delta,
+/// so reading one costs one look-up.
+///
+/// Base and delta are read apart while an append may write either: a delta
+/// that extends a newer base than the one read means a whole write came in
+/// between, and the base is read again. A delta is never removed (but by a
+/// rebuild), so a reader that finds none while a base says one may exist
+/// read a base that no delta extends yet.
 pub struct StoredTimeline {
     values: [Option<sled::IVec>; 2],
     entries: Vec<codec::TimelineEntry>,
@@ -789,23 +771,29 @@ impl StoredTimeline {
         let damaged = |e: codec::DecodeError| damaged_timeline(slug, 0, &e);
         let Some(mut base) = base_now()? else { return Ok(None) };
         loop {
-            let (flags, entries) = codec::timeline_entries(&base, 0).map_err(damaged)?;
-            let has_delta = flags & codec::HAS_DELTA != 0;
-            let delta = if has_delta { delta_now()? } else { None };
-            if has_delta {
-                match base_now()? {
-                    Some(again) if !same_value(&again, &base) => {
-                        base = again;
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
+            let (kind, entries) = codec::timeline_entries(&base, 0).map_err(damaged)?;
+            let has_delta = kind == codec::ValueKind::Base { has_delta: true };
             let base_len = entries.len();
             let base_last = entries.iter().map(|e| e.header.seq).max().unwrap_or(0);
-            let entries = match &delta {
-                Some(delta) => codec::merge_entries(entries, codec::timeline_entries(delta, 1).map_err(damaged)?.1),
-                None => entries,
+            let delta = match has_delta.then(&mut delta_now).transpose()?.flatten() {
+                None => None,
+                Some(delta) => {
+                    let (kind, newer) = codec::timeline_entries(&delta, 1).map_err(damaged)?;
+                    match kind {
+                        codec::ValueKind::Delta { extends } if extends > base_last => {
+                            // A whole write replaced the base read: read it again.
+                            let Some(again) = base_now()? else { return Ok(None) };
+                            base = again;
+                            continue;
+                        }
+                        codec::ValueKind::Delta { extends } if extends == base_last => Some((delta, newer)),
+                        _ => None, // (left beside an older base, whose facts this one holds)
+                    }
+                }
+            };
+            let (delta, entries) = match delta {
+                Some((delta, newer)) => (Some(delta), codec::merge_entries(entries, newer)),
+                None => (None, entries),
             };
             return Ok(Some(Self { values: [Some(base), delta], entries, base_len, base_last, has_delta }));
         }
@@ -866,32 +854,20 @@ impl StoredTimeline {
             let newer: Vec<codec::TimelinePart<'_>> =
                 parts.iter().copied().filter(|p| p.seq() > stored.base_last).collect();
             if delta_fits(newer.len(), stored.base_len) {
-                return TimelineWrite::Delta(codec::encode_timeline_parts(&newer, key, 0));
+                let kind = codec::ValueKind::Delta { extends: stored.base_last };
+                return TimelineWrite::Delta(codec::encode_timeline_parts(&newer, key, kind));
             }
         }
-        let flags = if parts.len() >= DELTA_FROM { codec::HAS_DELTA } else { 0 };
-        let drop_delta = stored.is_some_and(|s| s.has_delta);
-        TimelineWrite::Whole { value: codec::encode_timeline_parts(parts, key, flags), drop_delta }
+        let kind = codec::ValueKind::Base { has_delta: parts.len() >= DELTA_FROM };
+        TimelineWrite::Whole(codec::encode_timeline_parts(parts, key, kind))
     }
-}
-
-/// Whether two reads of a value found the same one (sled hands out one
-/// shared copy of a value it holds, so the bytes are compared only when the
-/// copies differ).
-fn same_value(a: &sled::IVec, b: &sled::IVec) -> bool {
-    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
 }
 
 /// How one staged timeline is written back (see [`StoredTimeline`]).
 #[derive(Debug, PartialEq, Eq)]
 pub enum TimelineWrite {
-    /// The whole timeline as its base; `drop_delta` removes the delta beside it.
-    Whole {
-        /// The encoded timeline.
-        value: Vec<u8>,
-        /// Whether a delta may lie beside the old base.
-        drop_delta: bool,
-    },
+    /// The whole timeline, as its base.
+    Whole(Vec<u8>),
     /// The facts newer than the stored base, as its delta.
     Delta(Vec<u8>),
 }
@@ -1123,33 +1099,31 @@ mod tests {
     fn a_timeline_read_while_a_merge_replaces_its_base_misses_nothing() {
         let slug = EntityId::parse("fund").expect("slug");
         let key = (Ns::Entity, &slug);
-        let facts: Vec<Rc<Fact>> = (1..=80)
+        let facts: Vec<Rc<Fact>> = (1..=90)
             .map(|seq| {
-                let event = crate::event::Event::CompanyRenamed { company: slug.clone(), name: format!("F{seq}") };
-                let rec = crate::event::test_record(seq, event);
-                Rc::new(crate::timeline::fact_of(&rec, None).expect("fact"))
+                let event = Event::CompanyRenamed { company: slug.clone(), name: format!("F{seq}") };
+                Rc::new(crate::timeline::fact_of(&crate::event::test_record(seq, event), None).expect("fact"))
             })
             .collect();
-        let encode = |facts: &[Rc<Fact>], flags: u8| {
+        let encode = |facts: &[Rc<Fact>], kind: codec::ValueKind| {
             let parts: Vec<codec::TimelinePart<'_>> = facts.iter().map(|f| codec::TimelinePart::Fact(f)).collect();
-            sled::IVec::from(codec::encode_timeline_parts(&parts, key, flags))
+            sled::IVec::from(codec::encode_timeline_parts(&parts, key, kind))
         };
-        let (old_base, delta, merged) =
-            (encode(&facts[..70], codec::HAS_DELTA), encode(&facts[70..], 0), encode(&facts, codec::HAS_DELTA));
-        let seqs = |read: Option<StoredTimeline>| -> Vec<u64> {
-            read.expect("stored").entries().iter().map(|e| e.header.seq).collect()
+        let base = |n: usize| encode(&facts[..n], codec::ValueKind::Base { has_delta: true });
+        let delta = |from: usize, to: usize| encode(&facts[from..to], codec::ValueKind::Delta { extends: from as u64 });
+        let seqs = |read: Result<Option<StoredTimeline>>| -> Vec<u64> {
+            read.expect("read").expect("stored").entries().iter().map(|e| e.header.seq).collect()
         };
-        let all: Vec<u64> = (1..=80).collect();
-        // The reader gets the old base, then a merge writes the new one and
-        // removes the delta before the reader looks for it.
-        let bases = std::cell::RefCell::new(vec![merged.clone(), merged.clone(), old_base.clone()]);
-        let read = StoredTimeline::read(&slug, || Ok(bases.borrow_mut().pop()), || Ok(None)).expect("read");
-        assert_eq!(seqs(read), all);
-        // Undisturbed, and with a delta a crash left beside its merged base.
-        let read = StoredTimeline::read(&slug, || Ok(Some(old_base.clone())), || Ok(Some(delta.clone())));
-        assert_eq!(seqs(read.expect("read")), all);
-        let read = StoredTimeline::read(&slug, || Ok(Some(merged.clone())), || Ok(Some(delta.clone())));
-        assert_eq!(seqs(read.expect("read")), all);
+        let upto = |n: u64| -> Vec<u64> { (1..=n).collect() };
+        // Undisturbed: a base of 70 facts and the delta of the next ten.
+        assert_eq!(seqs(StoredTimeline::read(&slug, || Ok(Some(base(70))), || Ok(Some(delta(70, 80))))), upto(80));
+        // The delta left beside a base written whole since is skipped.
+        assert_eq!(seqs(StoredTimeline::read(&slug, || Ok(Some(base(80))), || Ok(Some(delta(70, 80))))), upto(80));
+        // The reader gets the base of 70; then a whole write (80 facts) and
+        // the next append's delta (81..90) land before it reads the delta.
+        let bases = std::cell::RefCell::new(vec![base(80), base(70)]);
+        let read = StoredTimeline::read(&slug, || Ok(bases.borrow_mut().pop()), || Ok(Some(delta(80, 90))));
+        assert_eq!(seqs(read), upto(90));
     }
 
     #[test]
