@@ -236,7 +236,10 @@ pub enum ValueKind {
 const HAS_DELTA: u8 = 1;
 const IS_DELTA: u8 = 2;
 
-/// The fixed-size header of one fact in an encoded timeline.
+/// The fixed-size header of one fact of a stored timeline, as read: its
+/// dates, retraction and topics, and where its body lies in which of the
+/// timeline's values (its base, 0, or its delta, 1). 32 bytes, as a query
+/// reads one per fact of each timeline it folds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FactHeader {
     /// Valid time, as days since 1970-01-01.
@@ -245,10 +248,21 @@ pub struct FactHeader {
     pub seq: u64,
     /// The retraction's seq, or `u64::MAX` when not retracted.
     pub retracted_by: u64,
-    /// Where the fact's body ends, from the start of the bodies.
-    pub end: u32,
     /// Which folds read the fact (`timeline::Topics` bits).
     pub topics: u8,
+    /// The value holding the body.
+    pub value: u8,
+    /// Where the body starts in that value.
+    pub start: u32,
+    /// Where the body ends in that value.
+    pub end: u32,
+}
+
+impl FactHeader {
+    /// Where the body lies in its value.
+    pub fn body(&self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
 }
 
 const FACT_HEADER: usize = 4 + 8 + 8 + 4 + 1;
@@ -272,7 +286,7 @@ pub fn encode_timeline(
 pub enum TimelinePart<'a> {
     /// A decoded fact (its kept body, if any, is copied rather than encoded).
     Fact(&'a crate::timeline::Fact),
-    /// A fact left encoded: its header (whose `end` is ignored) and body.
+    /// A fact left encoded: its header (whose place is ignored) and body.
     Kept(&'a FactHeader, &'a [u8]),
 }
 
@@ -346,24 +360,12 @@ pub fn encode_timeline_parts(
     out
 }
 
-/// One fact of a stored timeline: its header, and where its body lies in
-/// which of the timeline's values (its base, 0, or its delta, 1).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TimelineEntry {
-    /// The fact's header.
-    pub header: FactHeader,
-    /// The value holding the body.
-    pub value: usize,
-    /// Where the body lies in that value.
-    pub body: std::ops::Range<usize>,
-}
-
 /// Reads an encoded timeline's kind and entries (in the value's order,
 /// bodies placed in value number `value`).
 ///
 /// # Errors
 /// [`DecodeError`] when the value is of another version or cut short.
-pub fn timeline_entries(bytes: &[u8], value: usize) -> Result<(ValueKind, Vec<TimelineEntry>), DecodeError> {
+pub fn timeline_entries(bytes: &[u8], value: u8) -> Result<(ValueKind, Vec<FactHeader>), DecodeError> {
     let short = || DecodeError::Body("timeline cut short".into());
     let (&version, _) = bytes.split_first().ok_or(DecodeError::Empty)?;
     if version != DERIVED_VERSION {
@@ -380,22 +382,28 @@ pub fn timeline_entries(bytes: &[u8], value: usize) -> Result<(ValueKind, Vec<Ti
     };
     let table_end = count.checked_mul(FACT_HEADER).and_then(|n| n.checked_add(table_start)).ok_or_else(short)?;
     let table = bytes.get(table_start..table_end).ok_or_else(short)?;
-    let mut start = table_end;
+    let cut = || DecodeError::Body("timeline body cut short".into());
+    let len = u32::try_from(bytes.len()).map_err(|_| cut())?;
+    let bodies = u32::try_from(table_end).map_err(|_| cut())?;
+    let mut start = bodies;
     let mut entries = Vec::with_capacity(count);
+    // (a body out of place reads as empty, which does not decode: checked
+    // here only as a whole, as most facts of a timeline are never decoded)
     for h in table.chunks_exact(FACT_HEADER) {
-        let header = FactHeader {
+        let end = bodies.saturating_add(u32::from_le_bytes([h[20], h[21], h[22], h[23]]));
+        entries.push(FactHeader {
             effective: i32::from_le_bytes([h[0], h[1], h[2], h[3]]),
             seq: u64::from_le_bytes([h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11]]),
             retracted_by: u64::from_le_bytes([h[12], h[13], h[14], h[15], h[16], h[17], h[18], h[19]]),
-            end: u32::from_le_bytes([h[20], h[21], h[22], h[23]]),
             topics: h[24],
-        };
-        let end = table_end + header.end as usize;
-        if start > end || end > bytes.len() {
-            return Err(DecodeError::Body("timeline body cut short".into()));
-        }
-        entries.push(TimelineEntry { header, value, body: start..end });
+            value,
+            start,
+            end,
+        });
         start = end;
+    }
+    if start > len {
+        return Err(cut());
     }
     Ok((kind, entries))
 }
@@ -404,13 +412,13 @@ pub fn timeline_entries(bytes: &[u8], value: usize) -> Result<(ValueKind, Vec<Ti
 /// `(effective, seq)`. A delta entry at or below the base's last seq is
 /// dropped: every fact of a delta is newer than the base it extends, so such
 /// an entry is one a newer base took in.
-pub fn merge_entries(base: Vec<TimelineEntry>, delta: Vec<TimelineEntry>) -> Vec<TimelineEntry> {
-    let last = base.iter().map(|e| e.header.seq).max().unwrap_or(0);
-    let mut delta = delta.into_iter().filter(|e| e.header.seq > last).peekable();
+pub fn merge_entries(base: Vec<FactHeader>, delta: Vec<FactHeader>) -> Vec<FactHeader> {
+    let last = base.iter().map(|e| e.seq).max().unwrap_or(0);
+    let mut delta = delta.into_iter().filter(|e| e.seq > last).peekable();
     if delta.peek().is_none() {
         return base;
     }
-    let order = |e: &TimelineEntry| (e.header.effective, e.header.seq);
+    let order = |e: &FactHeader| (e.effective, e.seq);
     let mut merged = Vec::with_capacity(base.len() + delta.size_hint().1.unwrap_or(0));
     let mut base = base.into_iter().peekable();
     loop {
@@ -486,18 +494,16 @@ mod tests {
         let encoded = encode_timeline(&facts, key);
         let (kind, entries) = timeline_entries(&encoded, 0).expect("entries");
         assert_eq!(kind, ValueKind::Base { has_delta: false });
-        let topics: Vec<u8> = entries.iter().map(|e| e.header.topics).collect();
+        let topics: Vec<u8> = entries.iter().map(|e| e.topics).collect();
         let expected = [crate::timeline::Topics::STAKE.bits(), crate::timeline::Topics::NAME.bits()];
         assert_eq!(topics, expected, "each header names the folds that read its fact");
         // In the acquirer's timeline, the same acquisition is a holding.
         let meta = EntityId::parse("meta").expect("slug");
         let (_, held) =
             timeline_entries(&encode_timeline(&facts[..1], (crate::store::Ns::Entity, &meta)), 0).expect("h");
-        assert_eq!(held[0].header.topics, crate::timeline::Topics::HELD.bits());
-        let mut kept: Vec<Rc<crate::timeline::Fact>> = entries
-            .iter()
-            .map(|e| timeline_fact_of(&e.header, &encoded[e.body.clone()], true).map(Rc::new).expect("fact"))
-            .collect();
+        assert_eq!(held[0].topics, crate::timeline::Topics::HELD.bits());
+        let mut kept: Vec<Rc<crate::timeline::Fact>> =
+            entries.iter().map(|e| timeline_fact_of(e, &encoded[e.body()], true).map(Rc::new).expect("fact")).collect();
         assert!(kept.iter().all(|f| f.stored_body.0.is_some()));
         assert_eq!(encode_timeline(&kept, key), encoded);
         // A retraction changes only the header: the kept body stays right.
@@ -507,9 +513,8 @@ mod tests {
         assert_eq!(encode_timeline(&kept, key), encode_timeline(&fresh, key));
     }
 
-    fn entry(effective: i32, seq: u64, value: usize) -> TimelineEntry {
-        let header = FactHeader { effective, seq, retracted_by: u64::MAX, end: 0, topics: 0 };
-        TimelineEntry { header, value, body: 0..0 }
+    fn entry(effective: i32, seq: u64, value: u8) -> FactHeader {
+        FactHeader { effective, seq, retracted_by: u64::MAX, topics: 0, value, start: 0, end: 0 }
     }
 
     #[test]
@@ -517,10 +522,11 @@ mod tests {
         let base = vec![entry(1, 1, 0), entry(5, 2, 0), entry(9, 4, 0)];
         // seq 3 and 4 were merged into the base (a crash left the delta); 5 and 6 are newer.
         let delta = vec![entry(0, 6, 1), entry(5, 3, 1), entry(9, 4, 1), entry(9, 5, 1)];
-        let merged: Vec<(i32, u64, usize)> =
-            merge_entries(base.clone(), delta).iter().map(|e| (e.header.effective, e.header.seq, e.value)).collect();
+        let merged: Vec<(i32, u64, u8)> =
+            merge_entries(base.clone(), delta).iter().map(|e| (e.effective, e.seq, e.value)).collect();
         assert_eq!(merged, [(0, 6, 1), (1, 1, 0), (5, 2, 0), (9, 4, 0), (9, 5, 1)]);
         assert_eq!(merge_entries(base.clone(), Vec::new()), base);
+        assert_eq!(std::mem::size_of::<FactHeader>(), 32, "a query reads one per fact");
         assert_eq!(merge_entries(Vec::new(), vec![entry(3, 2, 1)]), [entry(3, 2, 1)]);
     }
 
@@ -538,7 +544,7 @@ mod tests {
         let delta = encode_timeline_parts(&parts, (crate::store::Ns::Entity, &scale), ValueKind::Delta { extends: 5 });
         let (kind, entries) = timeline_entries(&delta, 1).expect("delta");
         assert_eq!((kind, entries.len()), (ValueKind::Delta { extends: 5 }, 1));
-        assert_eq!(timeline_fact_of(&entries[0].header, &delta[entries[0].body.clone()], false).expect("fact").seq, 7);
+        assert_eq!(timeline_fact_of(&entries[0], &delta[entries[0].body()], false).expect("fact").seq, 7);
         for cut in 0..delta.len() {
             assert!(timeline_entries(&delta[..cut], 1).is_err(), "delta cut at {cut}");
         }

@@ -51,7 +51,7 @@ impl StagedTimeline {
     /// decodes the rest ([`StagedTimeline::decode_all`]).
     fn load(store: &Store, ns: Ns, slug: &EntityId) -> Result<Self> {
         let Some(stored) = store.stored_timeline(ns, slug)? else { return Ok(Self::default()) };
-        let topics = |i: usize| Topics::from_bits(stored.entries()[i].header.topics);
+        let topics = |i: usize| Topics::from_bits(stored.entries()[i].topics);
         let mut names: Vec<(usize, Rc<Fact>)> = Vec::new();
         if ns == Ns::Entity {
             for i in (0..stored.len()).filter(|i| topics(*i).meets(Topics::NAME)) {
@@ -117,7 +117,7 @@ impl StagedTimeline {
             let next = match (decoded.peek(), kept.peek(), stored) {
                 (None, None, _) => break,
                 (Some(f), Some(i), Some(stored)) => {
-                    let h = &stored.entries()[**i].header;
+                    let h = &stored.entries()[**i];
                     if (f.effective.days(), f.seq) < (h.effective, h.seq) {
                         decoded.next()
                     } else {
@@ -130,7 +130,7 @@ impl StagedTimeline {
             let part = match (next, stored) {
                 (Some(f), _) => TimelinePart::Fact(f),
                 (None, Some(stored)) => match kept.next() {
-                    Some(&i) => TimelinePart::Kept(&stored.entries()[i].header, stored.body(i)),
+                    Some(&i) => TimelinePart::Kept(&stored.entries()[i], stored.body(i)),
                     None => break,
                 },
                 (None, None) => break,

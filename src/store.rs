@@ -754,7 +754,7 @@ impl Store {
 /// read a base that no delta extends yet.
 pub struct StoredTimeline {
     values: [Option<sled::IVec>; 2],
-    entries: Vec<codec::TimelineEntry>,
+    entries: Vec<codec::FactHeader>,
     base_len: usize,
     base_last: u64,
     has_delta: bool,
@@ -774,7 +774,7 @@ impl StoredTimeline {
             let (kind, entries) = codec::timeline_entries(&base, 0).map_err(damaged)?;
             let has_delta = kind == codec::ValueKind::Base { has_delta: true };
             let base_len = entries.len();
-            let base_last = entries.iter().map(|e| e.header.seq).max().unwrap_or(0);
+            let base_last = entries.iter().map(|e| e.seq).max().unwrap_or(0);
             let delta = match has_delta.then(&mut delta_now).transpose()?.flatten() {
                 None => None,
                 Some(delta) => {
@@ -815,15 +815,15 @@ impl StoredTimeline {
     }
 
     /// The facts' headers and places, in fold order.
-    pub fn entries(&self) -> &[codec::TimelineEntry] {
+    pub fn entries(&self) -> &[codec::FactHeader] {
         &self.entries
     }
 
     /// The encoded body of fact `i` (empty when out of range).
     pub fn body(&self, i: usize) -> &[u8] {
         let Some(entry) = self.entries.get(i) else { return &[] };
-        let value = self.values.get(entry.value).and_then(Option::as_deref).unwrap_or_default();
-        value.get(entry.body.clone()).unwrap_or_default()
+        let value = self.values.get(usize::from(entry.value)).and_then(Option::as_deref).unwrap_or_default();
+        value.get(entry.body()).unwrap_or_default()
     }
 
     /// Decodes fact `i`; with `keep_body`, the fact keeps its encoded body.
@@ -833,12 +833,12 @@ impl StoredTimeline {
     pub fn fact(&self, slug: &EntityId, i: usize, keep_body: bool) -> Result<Fact> {
         let damaged = |seq: u64, e: &codec::DecodeError| damaged_timeline(slug, seq, e);
         let entry = self.entries.get(i).ok_or_else(|| damaged(0, &codec::DecodeError::Body(format!("no fact {i}"))))?;
-        codec::timeline_fact_of(&entry.header, self.body(i), keep_body).map_err(|e| damaged(entry.header.seq, &e))
+        codec::timeline_fact_of(entry, self.body(i), keep_body).map_err(|e| damaged(entry.seq, &e))
     }
 
     /// Every fact as it was read, in fold order.
     pub fn parts(&self) -> impl Iterator<Item = codec::TimelinePart<'_>> {
-        self.entries.iter().enumerate().map(|(i, e)| codec::TimelinePart::Kept(&e.header, self.body(i)))
+        self.entries.iter().enumerate().map(|(i, e)| codec::TimelinePart::Kept(e, self.body(i)))
     }
 
     /// How the timeline goes back to the store, given all its facts in fold
@@ -1112,7 +1112,7 @@ mod tests {
         let base = |n: usize| encode(&facts[..n], codec::ValueKind::Base { has_delta: true });
         let delta = |from: usize, to: usize| encode(&facts[from..to], codec::ValueKind::Delta { extends: from as u64 });
         let seqs = |read: Result<Option<StoredTimeline>>| -> Vec<u64> {
-            read.expect("read").expect("stored").entries().iter().map(|e| e.header.seq).collect()
+            read.expect("read").expect("stored").entries().iter().map(|e| e.seq).collect()
         };
         let upto = |n: u64| -> Vec<u64> { (1..=n).collect() };
         // Undisturbed: a base of 70 facts and the delta of the next ten.

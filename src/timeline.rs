@@ -311,13 +311,13 @@ impl<'a> View<'a> {
     pub fn facts_of(&self, ns: Ns, slug: &EntityId, until: Option<Date>, topics: Topics) -> Result<Vec<Rc<Fact>>> {
         let Some(lazy) = self.stored(ns, slug)? else { return Ok(Vec::new()) };
         let entries = lazy.stored.entries();
-        let end = until.map_or(entries.len(), |d| entries.partition_point(|e| e.header.effective <= d.days()));
+        let end = until.map_or(entries.len(), |d| entries.partition_point(|e| e.effective <= d.days()));
         let wanted = |h: &FactHeader| {
             Topics::from_bits(h.topics).meets(topics)
                 && h.seq <= self.upto
                 && (h.retracted_by == u64::MAX || h.retracted_by > self.upto)
         };
-        (0..end).filter(|i| wanted(&entries[*i].header)).map(|i| lazy.fact(slug, i)).collect()
+        (0..end).filter(|i| wanted(&entries[*i])).map(|i| lazy.fact(slug, i)).collect()
     }
 
     /// The registration of an entity that counts in this view, read from
