@@ -317,6 +317,7 @@ impl Ledger {
             let removed = removal.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             written.and(removed)
         })?;
+        self.store.clear_deltas()?;
         self.store.set_indexed(head)?;
         self.visible.store(head, Ordering::Release);
         Ok(())
@@ -1097,6 +1098,13 @@ mod tests {
         let answer = ledger.answer_line(question).expect("answer");
         assert!(answer.contains("c299") && !answer.contains("\"c150\""), "{answer}");
         let appended = ledger.store.derived_values();
+        // A rebuild removes stale timelines while it writes the new ones:
+        // that must leave the deltas of the old ones (readers meanwhile).
+        let stored = ledger.store.stored_timeline(Ns::Entity, &fund).expect("read").expect("stored").len();
+        let keep: HashSet<TimelineKey> = [(Ns::Entity, fund.clone())].into();
+        ledger.store.remove_other_timelines(&keep).expect("remove");
+        let kept = ledger.store.stored_timeline(Ns::Entity, &fund).expect("read").expect("stored").len();
+        assert_eq!(kept, stored, "the fund's delta is still read");
         ledger.reindex().expect("reindex");
         assert_eq!(ledger.store.derived_values(), appended);
         assert_eq!(ledger.answer_line(question).expect("answer"), answer);

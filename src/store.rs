@@ -552,8 +552,8 @@ impl Store {
         insert_in_batches(&self.delta, deltas)
     }
 
-    /// Removes every stored timeline whose key is not in `keep`, and every
-    /// delta (after a rebuild, which writes whole timelines).
+    /// Removes every stored timeline whose key is not in `keep` (after a
+    /// rebuild; deltas stay until [`Store::clear_deltas`]).
     ///
     /// # Errors
     /// [`Error::Storage`] on a read or write failure.
@@ -565,8 +565,20 @@ impl Store {
                 self.timeline.remove(key)?;
             }
         }
-        self.delta.clear()?;
         Ok(())
+    }
+
+    /// Removes every delta, once a rebuild has written every timeline whole:
+    /// each delta then extends an older base and readers skip it, so none of
+    /// them misses a fact meanwhile, and a crash midway leaves only deltas
+    /// that are skipped. (Removed before the new bases are in, a delta's
+    /// facts would be missing from the old base until then, and for good
+    /// after a crash.)
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a write failure.
+    pub fn clear_deltas(&self) -> Result<()> {
+        Ok(self.delta.clear()?)
     }
 
     /// Marks `seq` as retracted by the retraction at `by`.
@@ -781,8 +793,15 @@ impl StoredTimeline {
                     let (kind, newer) = codec::timeline_entries(&delta, 1).map_err(damaged)?;
                     match kind {
                         codec::ValueKind::Delta { extends } if extends > base_last => {
-                            // A whole write replaced the base read: read it again.
+                            // A whole write replaced the base read: read it
+                            // again. (That base was written before the delta
+                            // that extends it, so it is there now; the same
+                            // base again is damage, not a race.)
                             let Some(again) = base_now()? else { return Ok(None) };
+                            if again == base {
+                                let detail = format!("its delta extends seq {extends}, beyond its base's {base_last}");
+                                return Err(damaged(codec::DecodeError::Body(detail)));
+                            }
                             base = again;
                             continue;
                         }
@@ -1124,6 +1143,9 @@ mod tests {
         let bases = std::cell::RefCell::new(vec![base(80), base(70)]);
         let read = StoredTimeline::read(&slug, || Ok(bases.borrow_mut().pop()), || Ok(Some(delta(80, 90))));
         assert_eq!(seqs(read), upto(90));
+        // A delta beyond a base that stays as it is: damage, reported.
+        let read = StoredTimeline::read(&slug, || Ok(Some(base(70))), || Ok(Some(delta(80, 90))));
+        assert!(matches!(read, Err(Error::Corrupt { .. })), "a damaged delta is an error, not a loop");
     }
 
     #[test]
