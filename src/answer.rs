@@ -40,7 +40,7 @@ mod text_date {
     use super::{Date, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(d: &Date, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(d)
+        d.with_text(|text| s.serialize_str(text))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
@@ -54,7 +54,7 @@ mod opt_text_date {
 
     pub fn serialize<S: Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
         match d {
-            Some(d) => s.collect_str(d),
+            Some(d) => d.with_text(|text| s.serialize_str(text)),
             None => s.serialize_none(),
         }
     }

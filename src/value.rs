@@ -238,7 +238,13 @@ impl Date {
         if !shape_ok {
             return Err(format!("`{}` is not a date YYYY-MM-DD", truncate(text, 40)));
         }
-        NaiveDate::parse_from_str(text, "%Y-%m-%d").map(Self).map_err(|_| format!("`{text}` is not a real date"))
+        let number = |digits: &[u8]| digits.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+        let (year, month, day) = (number(&b[..4]), number(&b[5..7]), number(&b[8..]));
+        i32::try_from(year)
+            .ok()
+            .and_then(|year| NaiveDate::from_ymd_opt(year, month, day))
+            .map(Self)
+            .ok_or_else(|| format!("`{text}` is not a real date"))
     }
 
     /// Today's date in UTC.
@@ -267,6 +273,16 @@ impl Date {
         self.0
     }
 
+    /// Hands the date's [`Display`](fmt::Display) text to `f`, formatted on
+    /// the stack without the formatting machinery (the hot path of answers).
+    pub fn with_text<R>(self, f: impl FnOnce(&str) -> R) -> R {
+        let mut text = [0u8; 10];
+        match fill_ymd(&mut text, i64::from(self.days())).then(|| std::str::from_utf8(&text).ok()).flatten() {
+            Some(text) => f(text),
+            None => f(&self.to_string()),
+        }
+    }
+
     /// Appends the date's [`Display`](fmt::Display) text to `out` without
     /// the formatting machinery (the hot path of canonical bytes).
     pub fn write_text(self, out: &mut Vec<u8>) {
@@ -281,13 +297,24 @@ const EPOCH_DAYS_FROM_CE: i32 = 719_163;
 /// Appends `YYYY-MM-DD` for day number `days` (since 1970-01-01), or nothing
 /// and `false` when its year is outside 0..=9999 (where the text is not four digits).
 fn push_ymd(out: &mut Vec<u8>, days: i64) -> bool {
+    let mut text = [0u8; 10];
+    let fits = fill_ymd(&mut text, days);
+    if fits {
+        out.extend_from_slice(&text);
+    }
+    fits
+}
+
+/// Writes `YYYY-MM-DD` for day number `days` into `text`, or returns `false`
+/// when its year is outside 0..=9999.
+fn fill_ymd(text: &mut [u8; 10], days: i64) -> bool {
     let (year, month, day) = civil_from_days(days);
     let Ok(year @ 0..=9999) = u32::try_from(year) else { return false };
-    push_padded(out, year, 4);
-    out.push(b'-');
-    push_padded(out, month, 2);
-    out.push(b'-');
-    push_padded(out, day, 2);
+    write_padded(&mut text[..4], year);
+    text[4] = b'-';
+    write_padded(&mut text[5..7], month);
+    text[7] = b'-';
+    write_padded(&mut text[8..], day);
     true
 }
 
@@ -307,10 +334,15 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Appends `n` in decimal, zero-padded to `width` digits (`n` must fit).
-fn push_padded(out: &mut Vec<u8>, mut n: u32, width: usize) {
+fn push_padded(out: &mut Vec<u8>, n: u32, width: usize) {
     let start = out.len();
     out.resize(start + width, b'0');
-    for digit in out[start..].iter_mut().rev() {
+    write_padded(&mut out[start..], n);
+}
+
+/// Writes `n` in decimal into `digits`, zero-padded to its length (`n` must fit).
+fn write_padded(digits: &mut [u8], mut n: u32) {
+    for digit in digits.iter_mut().rev() {
         *digit = b'0' + (n % 10) as u8;
         n /= 10;
     }
