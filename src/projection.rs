@@ -278,17 +278,30 @@ pub struct Roles {
 impl Roles {
     /// Applies a role fact, checking rule 5 (complete only over a person's whole timeline).
     pub fn apply(&mut self, fact: &Fact) -> Option<Breach> {
+        let (person, company, role) = self.fold(fact)?;
+        let what = role.map_or_else(|| "any role".to_owned(), |r| format!("the role `{r}`"));
+        breach(Rule::Relationship, format!("{person} does not hold {what} at {company} on {}", fact.effective))
+    }
+
+    /// Applies a role fact as [`Roles::apply`] does, and returns the
+    /// (person, company, role) of a departure that matched no held role
+    /// instead of a breach: a query folding one company's timeline meets
+    /// moves away from other companies, whose roles that timeline never
+    /// held, and needs no message for them.
+    pub fn fold<'f>(&mut self, fact: &'f Fact) -> Option<(&'f EntityId, &'f EntityId, Option<&'f str>)> {
         let date = fact.effective;
         match &fact.event {
             Event::ExecutiveAppointed { person, company, role, interim } => {
                 self.start(person, company, role, *interim, date);
                 None
             }
-            Event::ExecutiveDeparted { person, company, role } => self.end(person, company, role.as_deref(), date),
+            Event::ExecutiveDeparted { person, company, role } => {
+                (!self.end(person, company, role.as_deref(), date)).then_some((person, company, role.as_deref()))
+            }
             Event::ExecutiveMoved { person, from, to } => {
-                let found = self.end(person, &from.company, from.role.as_deref(), date);
+                let ended = self.end(person, &from.company, from.role.as_deref(), date);
                 self.start(person, &to.company, &to.role, to.interim, date);
-                found
+                (!ended).then_some((person, &from.company, from.role.as_deref()))
             }
             _ => None,
         }
@@ -301,24 +314,22 @@ impl Roles {
             .or_insert(HeldRole { interim, since: date });
     }
 
-    fn end(&mut self, person: &EntityId, company: &EntityId, role: Option<&str>, date: Date) -> Option<Breach> {
+    /// Ends the matching held roles; returns whether there was one.
+    fn end(&mut self, person: &EntityId, company: &EntityId, role: Option<&str>, date: Date) -> bool {
         let ending: Vec<_> = self
             .current
             .keys()
             .filter(|(p, c, r)| p == person && c == company && role.is_none_or(|role| role == r))
             .cloned()
             .collect();
-        if ending.is_empty() {
-            let what = role.map_or_else(|| "any role".to_owned(), |r| format!("the role `{r}`"));
-            return breach(Rule::Relationship, format!("{person} does not hold {what} at {company} on {date}"));
-        }
+        let found = !ending.is_empty();
         for key in ending {
             if let Some(held) = self.current.remove(&key) {
                 let (person, company, role) = key;
                 self.past.push(PastRole { person, company, role, from: held.since, to: date });
             }
         }
-        None
+        found
     }
 }
 

@@ -274,7 +274,7 @@ impl<'a> Query<'a> {
     fn roles_of(&self, slug: &EntityId) -> Result<Roles> {
         let mut roles = Roles::default();
         for rec in self.events_until(slug, Topics::ROLE)? {
-            let _ = roles.apply(&rec);
+            let _ = roles.fold(&rec);
         }
         Ok(roles)
     }
