@@ -293,9 +293,14 @@ pub enum TimelinePart<'a> {
 impl TimelinePart<'_> {
     /// The fact's seq.
     pub fn seq(&self) -> u64 {
+        self.key().1
+    }
+
+    /// The fact's place in fold order: `(effective days, seq)`.
+    pub fn key(&self) -> (i32, u64) {
         match self {
-            TimelinePart::Fact(fact) => fact.seq,
-            TimelinePart::Kept(header, _) => header.seq,
+            TimelinePart::Fact(fact) => (fact.effective.days(), fact.seq),
+            TimelinePart::Kept(header, _) => (header.effective, header.seq),
         }
     }
 }
@@ -414,24 +419,30 @@ pub fn timeline_entries(bytes: &[u8], value: u8) -> Result<(ValueKind, Vec<FactH
 /// an entry is one a newer base took in.
 pub fn merge_entries(base: Vec<FactHeader>, delta: Vec<FactHeader>) -> Vec<FactHeader> {
     let last = base.iter().map(|e| e.seq).max().unwrap_or(0);
-    let mut delta = delta.into_iter().filter(|e| e.seq > last).peekable();
-    if delta.peek().is_none() {
+    let delta: Vec<FactHeader> = delta.into_iter().filter(|e| e.seq > last).collect();
+    if delta.is_empty() {
         return base;
     }
-    let order = |e: &FactHeader| (e.effective, e.seq);
-    let mut merged = Vec::with_capacity(base.len() + delta.size_hint().1.unwrap_or(0));
-    let mut base = base.into_iter().peekable();
-    loop {
-        let next = match (base.peek(), delta.peek()) {
-            (Some(b), Some(d)) if order(d) < order(b) => delta.next(),
-            (Some(_), _) => base.next(),
-            (None, _) => delta.next(),
-        };
-        match next {
-            Some(entry) => merged.push(entry),
-            None => return merged,
-        }
+    merge_in_order(base, delta, |e| (e.effective, e.seq))
+}
+
+/// Two sequences each in fold order, merged into one by `key` (`(effective
+/// days, seq)`); of two items at one place, the one from `first` comes first.
+pub fn merge_in_order<T>(
+    first: impl IntoIterator<Item = T>,
+    second: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> (i32, u64),
+) -> Vec<T> {
+    let (mut first, mut second) = (first.into_iter().peekable(), second.into_iter().peekable());
+    let mut merged = Vec::with_capacity(first.size_hint().0 + second.size_hint().0);
+    while let Some(item) = match (first.peek(), second.peek()) {
+        (Some(a), Some(b)) if key(b) < key(a) => second.next(),
+        (Some(_), _) => first.next(),
+        (None, _) => second.next(),
+    } {
+        merged.push(item);
     }
+    merged
 }
 
 /// Decodes one fact of an encoded timeline from its header and body; with

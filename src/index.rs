@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use uuid::Uuid;
 
-use crate::codec::TimelinePart;
+use crate::codec::{self, TimelinePart};
 use crate::error::Result;
 use crate::event::{Event, Kind, StoredEvent};
 use crate::store::{Ns, Store, StoredTimeline, TimelineWrite};
@@ -111,34 +111,15 @@ impl StagedTimeline {
     fn encode(&mut self, key: &TimelineKey) -> TimelineWrite {
         self.sorted();
         let stored = self.stored.as_ref();
-        let mut parts: Vec<TimelinePart<'_>> = Vec::with_capacity(self.facts.len() + self.kept.len());
-        let (mut decoded, mut kept) = (self.facts.iter().peekable(), self.kept.iter().peekable());
-        loop {
-            let next = match (decoded.peek(), kept.peek(), stored) {
-                (None, None, _) => break,
-                (Some(f), Some(i), Some(stored)) => {
-                    let h = &stored.entries()[**i];
-                    if (f.effective.days(), f.seq) < (h.effective, h.seq) {
-                        decoded.next()
-                    } else {
-                        None
-                    }
-                }
-                (Some(_), _, _) => decoded.next(),
-                _ => None,
-            };
-            let part = match (next, stored) {
-                (Some(f), _) => TimelinePart::Fact(f),
-                (None, Some(stored)) => match kept.next() {
-                    Some(&i) => TimelinePart::Kept(&stored.entries()[i], stored.body(i)),
-                    None => break,
-                },
-                (None, None) => break,
-            };
-            if parts.last().is_none_or(|last| last.seq() != part.seq()) {
-                parts.push(part);
+        let kept: Vec<TimelinePart<'_>> = match stored {
+            Some(stored) => {
+                self.kept.iter().map(|&i| TimelinePart::Kept(&stored.entries()[i], stored.body(i))).collect()
             }
-        }
+            None => Vec::new(),
+        };
+        let decoded = self.facts.iter().map(|f| TimelinePart::Fact(f));
+        let mut parts = codec::merge_in_order(kept, decoded, TimelinePart::key);
+        parts.dedup_by_key(|part| part.seq());
         StoredTimeline::write(stored, &parts, self.rewrite, (key.0, &key.1))
     }
 }
