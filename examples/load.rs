@@ -693,7 +693,7 @@ impl Maker {
             }
             Work::PostOne => {
                 let company = format!("{}-{}", self.tag, n / 2);
-                let body = if n % 2 == 0 { registration(&company) } else { self.acquisition(&company) };
+                let body = if n.is_multiple_of(2) { registration(&company) } else { self.acquisition(&company) };
                 post("application/json", body, 1)
             }
             Work::PostBatch => {

@@ -109,7 +109,7 @@ pub enum Error {
     #[error("no ledger at {}", .0.display())]
     NoLedger(PathBuf),
     /// Another process holds the ledger open.
-    #[error("the ledger at {} is in use by another process (sled allows one process at a time)", .0.display())]
+    #[error("the ledger at {} is in use by another process (a ledger is opened by one process at a time)", .0.display())]
     Locked(PathBuf),
     /// A running `dealledger serve` holds the ledger: go through it.
     #[error("the ledger at {} is held by a running `dealledger serve` at {url}: use --server {url} (or DEALLEDGER_SERVER)", .path.display())]

@@ -568,19 +568,7 @@ impl Ledger {
         match known_at {
             KnownAt::Latest => Ok(head),
             KnownAt::Seq(n) => Ok(n.min(head)),
-            KnownAt::Time(t) => {
-                // recorded_at never decreases with seq, so binary search.
-                let (mut lo, mut hi) = (0u64, head);
-                while lo < hi {
-                    let mid = lo + (hi - lo).div_ceil(2);
-                    if self.store.get(mid)?.recorded_at <= t {
-                        lo = mid;
-                    } else {
-                        hi = mid - 1;
-                    }
-                }
-                Ok(lo)
-            }
+            KnownAt::Time(t) => self.store.last_recorded_by(t, head),
         }
     }
 

@@ -33,6 +33,7 @@ mod codec;
 mod error;
 pub mod event;
 mod index;
+pub mod journal;
 mod json;
 mod ledger;
 mod par;

@@ -1,20 +1,20 @@
-//! The append-only log on sled, and the derived indexes beside it.
+//! The append-only log, and the derived indexes beside it.
 //!
-//! A ledger directory holds two sled databases. `log/` holds the tree `log`,
-//! the only source of truth: one append is one atomic sled batch on it, made
-//! durable with `flush()` plus an fsync of sled's data file (sled 0.34.7's
-//! `flush()` alone ends in `sync_file_range`, which is not an fsync).
-//! `index/` holds every derived tree, with a watermark (`meta/indexed`): it is
-//! never fsynced by an append (sled writes it in the background and on close),
-//! and after a crash it is brought up to the log's head from the log itself,
-//! never the other way round. Keeping it in its own database means an
-//! append's fsync writes the log alone, and the index takes a large batch while
-//! the log's fsync is under way (`meta/pending` marks what it may hold
-//! beyond the log: above the head, it is rebuilt on open).
+//! A ledger directory holds the log file `journal` and a sled database
+//! `index/`. The log is the only source of truth: blocks of consecutive
+//! records (see `codec::encode_block`) in checksummed frames, appended and
+//! fsynced by [`Journal`]; one append writes whole blocks, never extends one,
+//! and is durable when [`Store::append_durably`] returns. `index/` holds every
+//! derived tree, with a watermark (`meta/indexed`): it is never fsynced by an
+//! append (sled writes it in the background and on close), and after a crash
+//! it is brought up to the log's head from the log itself, never the other
+//! way round. An append's fsync thus writes the log alone, and the index takes
+//! a large batch while the log's fsync is under way (`meta/pending` marks what
+//! it may hold beyond the log: above the head, it is rebuilt on open). A
+//! ledger written by an earlier release keeps its log in a sled database
+//! `log/`; its first open copies it into a `journal` (see `migrate_sled_log`).
 //!
-//! Key layout (all integers big-endian, fixed width, built only here):
-//! * `log`: `first seq u64` → a block of consecutive records (see
-//!   `codec::encode_block`); one append writes whole blocks, never extends one.
+//! Key layout of the index (all integers big-endian, fixed width, built only here):
 //! * `ids`: `bucket u16 | first seq u64` → a run of entries `uuid [16] | seq
 //!   u64` sorted by uuid; the bucket is the last 12 bits of the uuid (random
 //!   in v4 and v7 ids), so a bulk load writes at most 4,096 values. Each
@@ -37,7 +37,6 @@
 //! This module must never decide whether an event is valid: it stores what the
 //! ledger hands it and answers range reads.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -47,6 +46,7 @@ use uuid::Uuid;
 use crate::codec;
 use crate::error::{cause_of, Error, Result};
 use crate::event::{Hash, StoredEvent};
+use crate::journal::{Frame, Journal};
 use crate::json;
 use crate::timeline::Fact;
 use crate::value::EntityId;
@@ -103,14 +103,10 @@ const BLOCK_RECORDS: usize = 256;
 /// A log block is closed once it holds this many bytes.
 const BLOCK_BYTES: usize = 48 << 10;
 
-/// The first seq of a log block, from its key.
+/// The first seq of a block in a log of an earlier release (a sled tree), from its key.
 fn block_first(key: &[u8]) -> Result<u64> {
     seq_of_bytes(key).ok_or_else(|| Error::Corrupt { seq: 0, detail: format!("log key of {} bytes", key.len()) })
 }
-
-/// sled's page cache for the log: answers read it only for history and log
-/// lines, so a small one is enough.
-const LOG_CACHE_BYTES: u64 = 32 << 20;
 
 /// The size of one entry of an ids bucket: uuid, then big-endian seq.
 const ID_ENTRY: usize = 24;
@@ -147,26 +143,24 @@ fn timeline_key(ns: Ns, slug: &EntityId) -> Vec<u8> {
     key
 }
 
-/// The sled databases of one ledger.
+/// The log and the derived index of one ledger.
 pub struct Store {
     path: PathBuf,
     cache_bytes: u64,
-    log_db: sled::Db,
+    log: Journal,
     index_db: sled::Db,
-    log: sled::Tree,
     ids: sled::Tree,
     timeline: sled::Tree,
     delta: sled::Tree,
     retracted: sled::Tree,
     meta: sled::Tree,
-    data_file: File,
     /// Set when a durable write failed: what reached the disk is then
     /// unknown (a failed fsync may have dropped pages), so this `Store`
     /// appends no more; reopening reads what the disk holds.
     failed_write: std::sync::atomic::AtomicBool,
     /// The last seq readers may see: `u64::MAX`, or, after a failed write,
-    /// the head before it (sled may keep the unacknowledged blocks in memory
-    /// once its writes fail, so reads stop short of them).
+    /// the head before it (what a failed write left in the file is decided
+    /// when the ledger is next opened, so reads stop short of it).
     readable: std::sync::atomic::AtomicU64,
 }
 
@@ -177,42 +171,44 @@ impl Store {
     /// [`Error::NoLedger`] when absent and not to be created, [`Error::Locked`]
     /// when another process holds it, [`Error::Storage`] / [`Error::Io`] otherwise.
     pub fn open(path: &Path, create: bool, cache_bytes: u64) -> Result<Self> {
-        let (log_dir, index_dir) = (path.join("log"), path.join("index"));
+        let (journal, sled_log, index_dir) = (Journal::path_in(path), path.join("log"), path.join("index"));
         let cannot_open = |cause: String| Error::Disk { path: path.to_path_buf(), action: "cannot open", cause };
         // A path that cannot be searched is not a missing ledger: say why.
-        let exists = log_dir.join("db").try_exists().map_err(|e| cannot_open(access_hint(&e)))?;
-        if !create && !exists {
-            return Err(Error::NoLedger(path.to_path_buf()));
+        let exists = |p: &Path| p.try_exists().map_err(|e| cannot_open(access_hint(&e)));
+        if !exists(&journal)? {
+            if exists(&sled_log.join("db"))? {
+                migrate_sled_log(path, &sled_log, &journal)?;
+            } else if create {
+                std::fs::create_dir_all(path)
+                    .map_err(Error::from)
+                    .and_then(|()| Journal::create(&journal))
+                    .map_err(|e| cannot_open(e.to_string()))?;
+            } else {
+                return Err(Error::NoLedger(path.to_path_buf()));
+            }
         }
-        // The two databases open on two threads: sled's open reads its
-        // snapshot and segment table, most of a cold query's time.
-        let (log_db, index_db) = std::thread::scope(|scope| {
-            let index = scope.spawn(|| {
-                let index =
-                    Sled { flush_every_ms: INDEX_FLUSH_MS, cache_bytes, segment: INDEX_SEGMENT_BYTES, derived: true };
-                open_sled(path, &index_dir, &index)
-            });
-            let log =
-                Sled { flush_every_ms: 500, cache_bytes: LOG_CACHE_BYTES, segment: LOG_SEGMENT_BYTES, derived: false };
-            let log = open_sled(path, &log_dir, &log);
-            (log, index.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-        });
-        let (log_db, index_db) = (log_db?, index_db?);
-        let data_file = File::open(log_dir.join("db")).map_err(|e| cannot_open(access_hint(&e)))?;
+        let log = Journal::open(&journal, || locked(path)).map_err(|e| match e {
+            Error::Io(io) => cannot_open(access_hint(&io)),
+            other => other,
+        })?;
+        if exists(&sled_log)? {
+            // (what a migration that stopped after writing the journal left)
+            std::fs::remove_dir_all(&sled_log).map_err(|e| cannot_open(access_hint(&e)))?;
+        }
+        let index = Sled { flush_every_ms: INDEX_FLUSH_MS, cache_bytes, segment: INDEX_SEGMENT_BYTES, derived: true };
+        let index_db = open_sled(path, &index_dir, &index)?;
         Ok(Self {
             failed_write: std::sync::atomic::AtomicBool::new(false),
             readable: std::sync::atomic::AtomicU64::new(u64::MAX),
             path: path.to_path_buf(),
             cache_bytes,
-            log: log_db.open_tree("log")?,
+            log,
             ids: index_db.open_tree("ids")?,
             timeline: index_db.open_tree("timeline")?,
             delta: index_db.open_tree("delta")?,
             retracted: index_db.open_tree("retracted")?,
             meta: index_db.open_tree("meta")?,
-            log_db,
             index_db,
-            data_file,
         })
     }
 
@@ -238,10 +234,11 @@ impl Store {
         if cap != u64::MAX {
             return if cap == 0 { Ok(None) } else { self.get(cap).map(Some) };
         }
-        let Some((key, block)) = self.log.last()? else { return Ok(None) };
-        let first = block_first(&key)?;
-        let records = codec::decode_block(&block).map_err(|e| Error::Corrupt { seq: first, detail: e.to_string() })?;
-        let seq = first + records.len().saturating_sub(1) as u64;
+        let Some(frame) = self.log.last() else { return Ok(None) };
+        let block = self.log.read(&frame)?;
+        let records =
+            codec::decode_block(&block).map_err(|e| Error::Corrupt { seq: frame.first, detail: e.to_string() })?;
+        let seq = frame.first + records.len().saturating_sub(1) as u64;
         let last = records.last().ok_or_else(|| Error::Corrupt { seq, detail: "empty log block".into() })?;
         decode_at(seq, last).map(Some)
     }
@@ -255,11 +252,32 @@ impl Store {
         if seq > self.readable() {
             return Err(missing());
         }
-        let (key, block) = self.log.range(..=seq_key(seq)).next_back().transpose()?.ok_or_else(missing)?;
-        let first = block_first(&key)?;
+        let frame = self.log.frame_of(seq)?.ok_or_else(missing)?;
+        let block = self.log.read(&frame)?;
         let (records, _) = codec::block_prefix(&block);
-        let index = usize::try_from(seq - first).map_err(|_| missing())?;
+        let index = usize::try_from(seq - frame.first).map_err(|_| missing())?;
         decode_at(seq, records.get(index).ok_or_else(missing)?)
+    }
+
+    /// The last seq recorded at or before `t`, at most `upto` (0 when none).
+    /// Every frame of the log carries its first record's `recorded_at`,
+    /// which never decreases with seq, so one block is read.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when that block does not decode.
+    pub fn last_recorded_by(&self, t: crate::value::Timestamp, upto: u64) -> Result<u64> {
+        let Some(frame) = self.log.frame_by_stamp(t.nanos())? else { return Ok(0) };
+        let block = self.log.read(&frame)?;
+        let (records, damage) = block_records(frame.first, &block, 0);
+        let mut last = frame.first;
+        // (the first record is recorded at the frame's stamp, so by `t`)
+        for (seq, bytes) in records.into_iter().skip(1) {
+            if seq > upto || decode_at(seq, bytes)?.recorded_at > t {
+                return Ok(last.min(upto));
+            }
+            last = seq;
+        }
+        damage.map_or(Ok(last.min(upto)), Err)
     }
 
     /// Raw records from `after + 1` on, in seq order, undecoded: `(seq, bytes)`,
@@ -282,17 +300,16 @@ impl Store {
     }
 
     /// The log's blocks, in seq order, from the one holding `after + 1` on:
-    /// `(first seq, block)`, shared with sled's cache rather than copied.
+    /// `(first seq, block)`, each read and checked as it is reached.
     /// [`block_records`] splits one; readers stop after [`Store::readable`].
-    pub fn blocks_from(&self, after: u64) -> impl Iterator<Item = Result<(u64, sled::IVec)>> + '_ {
-        let from = after.saturating_add(1);
-        let start = match self.log.range(..=seq_key(from)).next_back() {
-            Some(Ok((key, _))) => seq_of_bytes(&key).unwrap_or(from),
-            _ => from,
+    pub fn blocks_from(&self, after: u64) -> impl Iterator<Item = Result<(u64, Vec<u8>)>> + '_ {
+        let frames: Box<dyn Iterator<Item = Result<Frame>>> = match self.log.frames_from(after.saturating_add(1)) {
+            Ok(frames) => Box::new(frames.map(Ok)),
+            Err(e) => Box::new(std::iter::once(Err(e))),
         };
-        self.log.range(seq_key(start)..).map(|item| {
-            let (key, block) = item?;
-            Ok((block_first(&key)?, block))
+        frames.map(|frame| {
+            let frame = frame?;
+            Ok((frame.first, self.log.read_frame(&frame)?))
         })
     }
 
@@ -382,16 +399,15 @@ impl Store {
         Ok(())
     }
 
-    /// Writes records to the log in one atomic batch of blocks and makes them durable.
+    /// Writes records to the log as blocks in one write and makes them durable.
     ///
     /// # Errors
-    /// [`Error::Storage`] / [`Error::Io`]: then nothing of the batch is acknowledged.
+    /// [`Error::Disk`]: then nothing of the batch is acknowledged.
     pub fn append_durably(&self, records: &[StoredEvent]) -> Result<()> {
         use std::sync::atomic::Ordering;
         self.writable()?;
         let encoded = crate::par::map(records, codec::encode);
-        let mut keys = Vec::new();
-        let mut batch = sled::Batch::default();
+        let mut blocks = Vec::new();
         let mut start = 0;
         while start < records.len() {
             let mut end = start;
@@ -400,29 +416,17 @@ impl Store {
                 bytes += encoded[end].len();
                 end += 1;
             }
-            keys.push(seq_key(records[start].seq));
-            batch.insert(&seq_key(records[start].seq), codec::encode_block(&encoded[start..end]));
+            let first = &records[start];
+            blocks.push((first.seq, first.recorded_at.nanos(), codec::encode_block(&encoded[start..end])));
             start = end;
         }
         drop(encoded);
-        // (one block or many, a sled batch is atomic: all of the append or none)
-        let written = self
-            .log
-            .apply_batch(batch)
-            .and_then(|()| self.log_db.flush().map(drop))
-            .map_err(|e| cause_of(&e))
-            .and_then(|()| self.data_file.sync_data().map_err(|e| e.to_string()));
-        if let Err(cause) = written {
-            // Take the unacknowledged blocks back out of sled's memory, so that
-            // nothing in this process reads them, and append no more here.
+        if let Err(cause) = self.log.append(&blocks) {
+            // What reached the disk is unknown (a failed fsync may have
+            // dropped pages): append no more here, and read no further.
             self.failed_write.store(true, Ordering::Release);
             let before = records.first().map_or(0, |r| r.seq.saturating_sub(1));
             self.readable.fetch_min(before, Ordering::AcqRel);
-            let mut undo = sled::Batch::default();
-            for key in keys {
-                undo.remove(&key);
-            }
-            let _ = self.log.apply_batch(undo); // best effort: the disk decides on reopen
             return Err(Error::Disk {
                 path: self.path.clone(),
                 action: "cannot write to",
@@ -738,12 +742,12 @@ impl Store {
         out
     }
 
-    /// The number of bytes sled reports on disk.
+    /// The bytes of the log file plus what sled reports for the index.
     ///
     /// # Errors
     /// [`Error::Storage`] on failure.
     pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.log_db.size_on_disk()? + self.index_db.size_on_disk()?)
+        Ok(self.log.size() + self.index_db.size_on_disk()?)
     }
 }
 
@@ -974,15 +978,35 @@ fn locked(ledger: &Path) -> Error {
     }
 }
 
-/// sled's segment size for a new log database. sled rewrites every free
-/// segment of a database whenever it opens it (0.34.7,
-/// `SegmentAccountant::initialize_from_snapshot`), and a log's free
-/// segments pile up with durable appends (measured with sled's default of
-/// 512 KiB: 14 after a bulk load of 100,000 events, 34 after 400 single
-/// appends more; 189 on a 1,000,000-event ledger that took benchmark runs),
-/// so every open, even a one-off query's, wrote and fsynced up to hundreds
-/// of MB. With 128 KiB segments the same history leaves 2 free segments.
-const LOG_SEGMENT_BYTES: usize = 128 << 10;
+/// Copies the log of a ledger written by an earlier release, the tree `log`
+/// of the sled database `sled_log` (`first seq` big-endian → block), into a
+/// new log file at `journal`, written whole and fsynced before it appears
+/// under its name; the caller then removes the sled database. The blocks are
+/// copied as they are, damage included (`verify` names it afterwards); a
+/// frame's stamp is its first record's `recorded_at`, or the previous
+/// frame's when that record does not decode.
+///
+/// # Errors
+/// [`Error::Locked`] when another process holds the old log, [`Error::Disk`]
+/// when it cannot be read or the new file cannot be written.
+fn migrate_sled_log(ledger: &Path, sled_log: &Path, journal: &Path) -> Result<()> {
+    let how = Sled { flush_every_ms: 500, cache_bytes: 32 << 20, segment: 512 << 10, derived: false };
+    let db = open_sled(ledger, sled_log, &how)?;
+    let mut blocks = Vec::new();
+    let mut stamp = i64::MIN;
+    for item in db.open_tree("log")?.iter() {
+        let (key, block) = item?;
+        let first_record = codec::block_prefix(&block).0.first().and_then(|r| codec::decode(r).ok());
+        stamp = first_record.map_or(stamp, |r| r.recorded_at.nanos().max(stamp));
+        blocks.push((block_first(&key)?, stamp, block.to_vec()));
+    }
+    drop(db);
+    crate::journal::write_whole(journal, &crate::journal::encode_file(&blocks)).map_err(|e| Error::Disk {
+        path: ledger.to_path_buf(),
+        action: "cannot upgrade the log of",
+        cause: e.to_string(),
+    })
+}
 
 /// sled's segment size for a new index database (sled's default).
 const INDEX_SEGMENT_BYTES: usize = 512 << 10;
@@ -1149,21 +1173,36 @@ mod tests {
     }
 
     #[test]
-    fn a_new_log_gets_small_segments_and_an_old_one_keeps_its_own() {
+    fn a_log_of_an_earlier_release_is_copied_into_a_journal_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let new = dir.path().join("new");
-        drop(Store::open(&new, true, 1 << 20).expect("create"));
-        assert_eq!(segment_size(&new.join("log"), 0), LOG_SEGMENT_BYTES);
-        assert_eq!(segment_size(&new.join("index"), 0), INDEX_SEGMENT_BYTES);
-        // A ledger made by an earlier release has sled's default segments everywhere.
-        let old = dir.path().join("old");
-        for part in ["log", "index"] {
-            let db = sled::Config::new().path(old.join(part)).segment_size(512 << 10).open().expect("sled");
+        let mut recs = records(300);
+        for rec in &mut recs {
+            rec.recorded_at = crate::value::Timestamp::from_nanos(rec.seq as i64 * 1000);
+        }
+        {
+            let store = Store::open(dir.path(), true, 1 << 20).expect("create");
+            store.append_durably(&recs[..1]).expect("append");
+            store.append_durably(&recs[1..]).expect("append");
+        }
+        // The same blocks in the sled tree of an earlier release, and no journal.
+        let journal = Journal::path_in(dir.path());
+        let frames = crate::journal::decode_frames(&std::fs::read(&journal).expect("read")).expect("frames");
+        assert_eq!(frames.iter().map(|(f, _)| f.first).collect::<Vec<_>>(), vec![1, 2, 258]);
+        {
+            let db = sled::Config::new().path(dir.path().join("log")).segment_size(128 << 10).open().expect("sled");
+            let tree = db.open_tree("log").expect("tree");
+            for (frame, block) in &frames {
+                tree.insert(frame.first.to_be_bytes(), block.as_slice()).expect("insert");
+            }
             db.flush().expect("flush");
         }
-        let store = Store::open(&old, false, 1 << 20).expect("an old ledger opens");
-        assert_eq!(store.head().expect("head").0, 0);
-        assert_eq!(segment_size(&old.join("log"), 0), 512 << 10);
+        std::fs::remove_file(&journal).expect("remove");
+        let store = Store::open(dir.path(), false, 1 << 20).expect("an old ledger opens");
+        assert!(!dir.path().join("log").exists(), "the old log is gone once the journal is in place");
+        assert_eq!(std::fs::read(&journal).ok().and_then(|b| crate::journal::decode_frames(&b).ok()), Some(frames));
+        let read: Vec<StoredEvent> = store.records_from(0).collect::<Result<_>>().expect("records");
+        assert_eq!(read, recs);
+        assert_eq!(store.last_recorded_by(recs[149].recorded_at, 300).expect("by time"), 150);
     }
 
     fn records(n: u64) -> Vec<StoredEvent> {

@@ -165,7 +165,7 @@ impl fmt::Display for Stake {
 
 /// Millionths of a whole as a JSON number of percent with at most 4 decimals.
 pub fn pct_json(millionths: u64) -> serde_json::Value {
-    if millionths % PERCENT == 0 {
+    if millionths.is_multiple_of(PERCENT) {
         serde_json::Value::from(millionths / PERCENT)
     } else {
         // Exact: the f64 nearest to a 4-decimal value prints back as that value.

@@ -87,7 +87,7 @@ fn walk(mut blocks: impl Iterator<Item = Scanned>, cap: u64, workers: usize, chu
 }
 
 /// One log block as scanned, or the storage error met instead.
-type Scanned = Result<(u64, sled::IVec)>;
+type Scanned = Result<(u64, Vec<u8>)>;
 
 /// The calling thread's side of the pipeline: scanning chunks out, taking
 /// their summaries back in order.
@@ -322,7 +322,7 @@ mod tests {
     }
 
     fn scanned(blocks: &[(u64, Vec<u8>)]) -> impl Iterator<Item = Scanned> + '_ {
-        blocks.iter().map(|(first, b)| Ok((*first, sled::IVec::from(b.as_slice()))))
+        blocks.iter().map(|(first, b)| Ok((*first, b.clone())))
     }
 
     /// The walk as it was before the pipeline: every record decoded and

@@ -15,7 +15,8 @@
 //!   size and `SIGXFSZ` ignored, so the kernel fails its writes past that size
 //!   with `EFBIG`, as a full disk fails them with `ENOSPC`. The library case
 //!   runs in a child copy of this test binary, which lowers its own limit.
-//! * damage: the log's bytes are rewritten through sled (`common::damage`).
+//! * damage: the log file's blocks are rewritten, framed and checksummed
+//!   anew (`common::damage`), or its bytes overwritten.
 
 mod common;
 
@@ -211,7 +212,7 @@ fn an_unreadable_ledger_is_named_not_taken_for_missing() {
     let before = head(&bin, &db);
     let how = if is_root() { As::Nobody } else { As::Me };
     let db_text = db.display().to_string();
-    for locked in [db.join("log"), db.join("log").join("db"), db.clone()] {
+    for locked in [db.join("journal"), db.join("index"), db.clone()] {
         let mode = std::fs::metadata(&locked).expect("metadata").permissions().mode();
         std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).expect("chmod 000");
         for args in [vec!["ownership", "meta"], vec!["verify"], vec!["export"], vec!["append"]] {
@@ -229,14 +230,16 @@ fn an_unreadable_ledger_is_named_not_taken_for_missing() {
 #[test]
 fn a_scrambled_or_truncated_log_file_is_named() {
     // Root reads anything: make the log file itself unreadable as a log.
-    // sled opens what it can make of it (nothing), so the loss shows as the
-    // log ending before the seqs the derived index has seen.
+    // Scrambled or emptied, it is no log file; cut in half, it looks like an
+    // append torn by a crash, which the open cuts off (keeping the bytes
+    // beside it), so the loss shows as the log ending before the seqs the
+    // derived index has seen.
     let bin = bin();
     for (what, damage) in [("scrambled", 0u8), ("emptied", 1), ("cut in half", 2)] {
         let dir = tempfile::tempdir().expect("tempdir");
         ledger_with_story(dir.path());
         let db = dir.path().join("db");
-        let file = db.join("log").join("db");
+        let file = db.join("journal");
         let saved = std::fs::read(&file).expect("read log file");
         let damaged = match damage {
             0 => vec![0xa5; saved.len()],
@@ -290,9 +293,9 @@ fn a_missing_ledger_is_named_and_never_created() {
 
 // ------------------------------------------------------------------ full disk
 
-/// The size of the log's data file: writes past it extend the file.
+/// The size of the log file: writes past it extend the file.
 fn log_file_size(db: &Path) -> u64 {
-    std::fs::metadata(db.join("log").join("db")).expect("log file").len()
+    std::fs::metadata(db.join("journal")).expect("log file").len()
 }
 
 /// The larger of the two data files' sizes: with the file size limit there,
@@ -317,9 +320,8 @@ fn a_full_disk_refuses_the_append_and_stores_nothing() {
     for (round, events) in [5, 6_000, 1_500].into_iter().enumerate() {
         let input = batch(&format!("full{round}"), events);
         // The last round leaves no room at all past the first 4 KiB of any
-        // file: sled puts large log blocks in blob files of their own, which
-        // a limit of the data files' size does not reach, so only this makes
-        // the refusal certain.
+        // file: the rounds before may fit in the room the index's file has
+        // beyond the log's, so only this makes the refusal certain.
         let limit = if round == 2 { 4_096 } else { data_files_size(&db) };
         let out = run(&bin, &db, As::FileSizeLimit(limit), &["append", "--json"], &input);
         let what = format!("round {round}: append of {events} events with the files capped at {limit} bytes");

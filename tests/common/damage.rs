@@ -1,9 +1,10 @@
 //! Damage done to a ledger behind its back (shared by `tamper.rs` and
-//! `faults.rs`): a story appended in three log blocks, and rewrites of one
-//! stored record's bytes straight through sled.
+//! `faults.rs`): a story appended in three log blocks, and rewrites of the
+//! log file's blocks behind the ledger's back.
 
 use std::path::Path;
 
+use dealledger::journal::{decode_frames, encode_file, Journal};
 use dealledger::{decode_block, decode_record, encode_block, encode_record, Ledger, StoredEvent};
 
 /// The Meta / Scale AI story (18 events).
@@ -20,27 +21,37 @@ pub fn ledger_with_story(dir: &Path) {
     assert_eq!(ledger.last_seq(), 18, "three appends, three log blocks: seqs 1-6, 7-12, 13-18");
 }
 
-/// Rewrites the record at `seq` of `<dir>/db` with `change`, behind the ledger's back.
-pub fn tamper(dir: &Path, seq: u64, change: impl FnOnce(&mut Vec<u8>)) {
-    let db = open_sled(&dir.join("db").join("log"));
-    let log = db.open_tree("log").expect("log tree");
-    let (key, block) = log.range(..=seq.to_be_bytes()).next_back().expect("a block").expect("read");
-    let first = u64::from_be_bytes(key.as_ref().try_into().expect("8-byte key"));
-    let mut records: Vec<Vec<u8>> = decode_block(&block).expect("intact block").iter().map(|r| r.to_vec()).collect();
-    change(&mut records[(seq - first) as usize]);
-    log.insert(key, encode_block(&records)).expect("write");
-    db.flush().expect("flush");
+/// Rewrites the log file of `<dir>/db` with `change` applied to its blocks
+/// `(first seq, stamp, block)`, framed and checksummed anew, as a tamperer
+/// who knows the format would.
+pub fn rewrite_log(dir: &Path, change: impl FnOnce(&mut Vec<(u64, i64, Vec<u8>)>)) {
+    let path = Journal::path_in(&dir.join("db"));
+    let frames = decode_frames(&std::fs::read(&path).expect("read the log")).expect("whole frames");
+    let mut blocks = frames.into_iter().map(|(f, block)| (f.first, f.stamp, block)).collect();
+    change(&mut blocks);
+    std::fs::write(&path, encode_file(&blocks)).expect("write the log");
+}
+
+/// Rewrites the block holding `seq` with `change`, given its first seq.
+fn with_block(dir: &Path, seq: u64, change: impl FnOnce(u64, &mut Vec<u8>)) {
+    rewrite_log(dir, |blocks| {
+        let (first, _, block) = blocks.iter_mut().rev().find(|(first, _, _)| *first <= seq).expect("a block");
+        change(*first, block);
+    });
 }
 
 /// Rewrites the block holding `seq` whole, behind the ledger's back.
 pub fn tamper_block(dir: &Path, seq: u64, change: impl FnOnce(&mut Vec<u8>)) {
-    let db = open_sled(&dir.join("db").join("log"));
-    let log = db.open_tree("log").expect("log tree");
-    let (key, block) = log.range(..=seq.to_be_bytes()).next_back().expect("a block").expect("read");
-    let mut bytes = block.to_vec();
-    change(&mut bytes);
-    log.insert(key, bytes).expect("write");
-    db.flush().expect("flush");
+    with_block(dir, seq, |_, block| change(block));
+}
+
+/// Rewrites the record at `seq` of `<dir>/db` with `change`, behind the ledger's back.
+pub fn tamper(dir: &Path, seq: u64, change: impl FnOnce(&mut Vec<u8>)) {
+    with_block(dir, seq, |first, block| {
+        let mut records: Vec<Vec<u8>> = decode_block(block).expect("intact block").iter().map(|r| r.to_vec()).collect();
+        change(&mut records[(seq - first) as usize]);
+        *block = encode_block(&records);
+    });
 }
 
 /// Decodes the record at `seq`, changes it and stores it re-encoded.
@@ -64,7 +75,7 @@ pub fn chain_hash(rec: &StoredEvent) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Opens a sled database behind the ledger's back, waiting up to five
+/// Opens a sled database (the index) behind the ledger's back, waiting up to five
 /// seconds for the lock: sled 0.34 releases it from a background thread
 /// after a `Db` of this process is dropped (slow on a loaded machine).
 pub fn open_sled(path: &Path) -> sled::Db {

@@ -635,7 +635,7 @@ fn pct(v: &Value) -> u64 {
 
 /// Millionths as a JSON number with at most 4 decimals, an integer when whole.
 pub fn pct_json(m: u64) -> Value {
-    if m % 10_000 == 0 {
+    if m.is_multiple_of(10_000) {
         json!(m / 10_000)
     } else {
         let t = format!("{}.{:04}", m / 10_000, m % 10_000);
