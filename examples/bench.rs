@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use dealledger::journal::{decode_frames, Journal};
 use dealledger::testkit::Rng;
 use dealledger::testkit::{generate_with, GenOptions};
-use dealledger::journal::{decode_frames, Journal};
 use dealledger::{decode_block, decode_record, At, Ledger};
 use serde::Deserialize;
 

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use dealledger::event::{Event, RoleEnd, RoleStart};
 use dealledger::{
-    decode_record, encode_record, Date, DecodeError, EntityId, Ledger, Money, Stake, StoredEvent, Timestamp,
-    FORMAT_VERSION,
+    decode_record, encode_block, encode_record, Date, DecodeError, EntityId, Ledger, Money, Stake, StoredEvent,
+    Timestamp, FORMAT_VERSION,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -349,4 +349,37 @@ fn export_lines_recheck_with_sha256_alone() {
     assert_eq!(count, appended.len(), "one export line per stored event");
     let verified = ledger.verify().expect("verify");
     assert_eq!(verified.hash, hex::encode(prev), "the head hash of verify is the last recomputed hash");
+}
+
+/// The log file of two blocks (the first two golden records, then the
+/// third alone), as `journal::encode_file` writes it.
+fn golden_log() -> (Vec<(u64, i64, Vec<u8>)>, Vec<u8>) {
+    let recs: Vec<Vec<u8>> = goldens().iter().take(3).map(|(_, rec)| encode_record(rec)).collect();
+    let stamp = |n: usize| goldens()[n].1.recorded_at.nanos();
+    let blocks = vec![(1, stamp(0), encode_block(&recs[..2])), (127, stamp(2), encode_block(&recs[2..]))];
+    let file = dealledger::journal::encode_file(&blocks);
+    (blocks, file)
+}
+
+#[test]
+fn the_log_file_keeps_its_golden_bytes() {
+    let (blocks, file) = golden_log();
+    let path = golden_dir().join("log-file.hex");
+    let actual = hex::encode(&file);
+    assert!(actual.starts_with(&hex::encode(b"dealledger log\0\x01")), "the file header names the format, version 1");
+    match std::fs::read_to_string(&path) {
+        Ok(golden) => assert_eq!(
+            golden.trim(),
+            actual,
+            "the log file's version-1 layout changed: files written by earlier releases must keep opening"
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&path, format!("{actual}\n")).expect("write golden file");
+            panic!("{} was missing and has been CREATED; review and commit it", path.display());
+        }
+        Err(e) => panic!("read {}: {e}", path.display()),
+    }
+    let decoded = dealledger::journal::decode_frames(&file).expect("whole frames");
+    let back: Vec<(u64, i64, Vec<u8>)> = decoded.into_iter().map(|(f, b)| (f.first, f.stamp, b)).collect();
+    assert_eq!(back, blocks);
 }
