@@ -12,28 +12,37 @@
 //!
 //! Layout (integers little-endian):
 //! * a 16-byte file header, [`FILE_MAGIC`] (the last byte is the version);
-//! * then frames, each `magic "DLJ1" | first seq u64 | stamp i64 | block
-//!   length u32 | crc32 u32 | block | block length u32 | magic "DLJ1"`. The
-//!   checksum (CRC-32, IEEE) covers the seq, the stamp, the length and the
-//!   block; the stamp is the caller's (the ledger puts its first record's
+//! * then frames, each `magic "DLJ1" | first seq u64 | record count u32 |
+//!   flags u32 | stamp i64 | append start u64 | block length u32 | crc32 u32
+//!   | block | block length u32 | magic "DLJ1"`. The checksum (CRC-32, IEEE)
+//!   covers everything between the magic and itself, and the block. The
+//!   stamp is the caller's (the ledger puts its first record's
 //!   `recorded_at` there, so that a search by time reads the table, not the
-//!   blocks); the trailing length lets the last frame be found from the end.
+//!   blocks). The append start is the offset of the first frame its append
+//!   wrote, and flag 1 marks the last frame of an append: the frames of one
+//!   append stand or fall together. The trailing length lets the last frame
+//!   be found from the end.
 //!
 //! An append writes its frames with one positioned write after the current
-//! end and then `fdatasync`s: it is durable when `append` returns, and it
-//! becomes visible to readers only then. A crash can leave the frames of an
-//! unacknowledged append cut short at the end of the file. Opening checks
-//! the last frame (its length, magic and checksum); if it is not whole, the
-//! frames are checked from the start, the bytes after the last whole frame
-//! are copied to a file beside the log (`journal.torn-<offset>`, never
-//! removed) and cut off. Damage anywhere else is left for `verify` to name.
+//! end and then `fdatasync`s: it is durable when `append` returns, and only
+//! then visible to readers. A crash can leave the frames of one
+//! unacknowledged append, whole or cut short, at the end of the file. So an
+//! open checks the last append — its last frame is found from the end — and
+//! if it is not whole (or was never finished), walks the frames from the
+//! start and cuts the file back to the end of the last whole append,
+//! copying the bytes it cuts to `journal.torn-<offset>` beside the log
+//! (never removed). It never cuts what the caller says was acknowledged, nor
+//! anything followed by whole frames (that is damage, not a torn append):
+//! then the file stays as it is, reads stop at the damage, and appends are
+//! refused. Other damage is left for `verify` to name.
 //!
-//! The table of frames (first seq, stamp, place) is built on first need by
-//! reading the frames' headers, and kept in memory. This module must never
-//! interpret a block's contents: it stores and returns the bytes the store
-//! hands it.
+//! The table of frames is built on first need by reading the frames'
+//! headers, and kept in memory. The caller holds the ledger's lock. This
+//! module must never interpret a block's contents: it stores and returns
+//! the bytes the store hands it.
 
 use std::fs::File;
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -44,24 +53,50 @@ use crate::error::{Error, Result};
 pub const FILE_MAGIC: [u8; 16] = *b"dealledger log\0\x01";
 /// The magic that opens and closes every frame.
 pub const FRAME_MAGIC: [u8; 4] = *b"DLJ1";
+/// The largest block a frame holds (a block is closed at 48 KiB, and one
+/// record is at most 16 MiB): a longer length is damage.
+pub const MAX_BLOCK: u32 = 32 << 20;
 /// The bytes of a frame before its block.
-const HEAD: usize = 28;
+const HEAD: usize = 44;
 /// The bytes of a frame after its block.
 const FOOT: usize = 8;
+/// The flag of the last frame of an append.
+const ENDS_APPEND: u32 = 1;
+/// The offset of the first frame.
+const START: u64 = FILE_MAGIC.len() as u64;
 /// How many recently read blocks [`Journal::read`] keeps.
 const CACHED_BLOCKS: usize = 64;
+
+/// One block as the log stores it, with what its frame says of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// The seq of its first record.
+    pub first: u64,
+    /// How many records it holds.
+    pub count: u32,
+    /// The caller's stamp (the ledger's: its first record's `recorded_at`).
+    pub stamp: i64,
+    /// The block's bytes.
+    pub bytes: Vec<u8>,
+}
 
 /// Where one frame lies in the file and what its header says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame {
     /// The seq of the block's first record.
     pub first: u64,
-    /// The caller's stamp for the block (the ledger's: its first record's `recorded_at`).
+    /// How many records the block holds.
+    pub count: u32,
+    /// The caller's stamp for the block.
     pub stamp: i64,
     /// The offset of the frame's first byte.
     pub offset: u64,
     /// The length of its block.
     pub len: u32,
+    /// The offset of the first frame of the append that wrote this one.
+    pub append_start: u64,
+    /// Whether this is the last frame of its append.
+    pub ends_append: bool,
 }
 
 impl Frame {
@@ -69,30 +104,51 @@ impl Frame {
         (HEAD + FOOT) as u64 + u64::from(self.len)
     }
 
-    fn end(&self) -> u64 {
+    /// The offset just after the frame.
+    pub fn end(&self) -> u64 {
         self.offset + self.size()
+    }
+
+    /// The seq of the block's last record (`first - 1` for an empty block).
+    pub fn last_seq(&self) -> u64 {
+        (self.first + u64::from(self.count)).saturating_sub(1)
     }
 }
 
-/// Encodes one frame: the bytes [`Journal::append`] writes for a block.
-pub fn encode_frame(first: u64, stamp: i64, block: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEAD + block.len() + FOOT);
-    push_frame(&mut out, first, stamp, block);
+/// Appends the frame of `block` at `offset` to `out`.
+fn push_frame(out: &mut Vec<u8>, block: &Block, append_start: u64, ends_append: bool) {
+    let len = u32::try_from(block.bytes.len()).unwrap_or(u32::MAX).to_le_bytes();
+    out.extend_from_slice(&FRAME_MAGIC);
+    let at = out.len();
+    out.extend_from_slice(&block.first.to_le_bytes());
+    out.extend_from_slice(&block.count.to_le_bytes());
+    out.extend_from_slice(&u32::from(ends_append).to_le_bytes());
+    out.extend_from_slice(&block.stamp.to_le_bytes());
+    out.extend_from_slice(&append_start.to_le_bytes());
+    out.extend_from_slice(&len);
+    let crc = checksum(&out[at..], &block.bytes);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&block.bytes);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&FRAME_MAGIC);
+}
+
+/// The frame of `block` as an append of its own at `offset` of a log file
+/// (for tools and tests that write a log behind the ledger's back).
+pub fn encode_frame(offset: u64, block: &Block) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEAD + block.bytes.len() + FOOT);
+    push_frame(&mut out, block, offset, true);
     out
 }
 
-fn push_frame(out: &mut Vec<u8>, first: u64, stamp: i64, block: &[u8]) {
-    let len = u32::try_from(block.len()).unwrap_or(u32::MAX).to_le_bytes();
-    out.extend_from_slice(&FRAME_MAGIC);
-    let at = out.len();
-    out.extend_from_slice(&first.to_le_bytes());
-    out.extend_from_slice(&stamp.to_le_bytes());
-    out.extend_from_slice(&len);
-    let crc = checksum(&out[at..], block);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(block);
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&FRAME_MAGIC);
+/// A whole log file holding `blocks`, each as an append of its own.
+pub fn encode_file(blocks: &[Block]) -> Vec<u8> {
+    let mut out = FILE_MAGIC.to_vec();
+    for block in blocks {
+        let offset = out.len() as u64;
+        push_frame(&mut out, block, offset, true);
+    }
+    out
 }
 
 fn checksum(header: &[u8], block: &[u8]) -> u32 {
@@ -110,36 +166,50 @@ fn le_u64(b: &[u8]) -> u64 {
     u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
 }
 
-/// Reads a frame's header at `offset`: `None` unless it starts with the magic.
+/// Reads a frame's header at `offset`: `None` unless it starts with the
+/// magic and its fields are possible.
 fn parse_head(offset: u64, head: &[u8]) -> Option<(Frame, u32)> {
     if head.len() < HEAD || head[..4] != FRAME_MAGIC {
         return None;
     }
-    let frame =
-        Frame { first: le_u64(&head[4..12]), stamp: le_u64(&head[12..20]) as i64, offset, len: le_u32(&head[20..24]) };
-    Some((frame, le_u32(&head[24..28])))
+    let flags = le_u32(&head[16..20]);
+    let frame = Frame {
+        first: le_u64(&head[4..12]),
+        count: le_u32(&head[12..16]),
+        stamp: le_u64(&head[20..28]) as i64,
+        append_start: le_u64(&head[28..36]),
+        len: le_u32(&head[36..40]),
+        offset,
+        ends_append: flags & ENDS_APPEND != 0,
+    };
+    let possible = flags & !ENDS_APPEND == 0 && frame.len <= MAX_BLOCK && frame.append_start <= offset;
+    possible.then_some((frame, le_u32(&head[40..44])))
 }
 
-/// Why the bytes of a whole frame (header, block, footer) are not one.
+/// Why the bytes of a whole frame (header, block, trailer) are not the frame
+/// `frame` says, if they are not.
 fn frame_damage(frame: &Frame, bytes: &[u8]) -> Option<String> {
     let Some((head, crc)) = parse_head(frame.offset, bytes) else { return Some("frame header damaged".into()) };
-    if head.first != frame.first || head.len != frame.len || bytes.len() as u64 != frame.size() {
+    if head != *frame || bytes.len() as u64 != frame.size() {
         return Some(format!("frame header says seq {} and {} bytes", head.first, head.len));
     }
     let (block, foot) = bytes[HEAD..].split_at(frame.len as usize);
     if le_u32(foot) != frame.len || foot[4..] != FRAME_MAGIC {
         return Some("frame trailer damaged".into());
     }
-    (checksum(&bytes[4..24], block) != crc).then(|| "log block checksum mismatch".into())
+    (checksum(&bytes[4..40], block) != crc).then(|| "log block checksum mismatch".into())
 }
 
-/// The frames in a whole log file's bytes, with their blocks, in order; used
-/// by tools that read or rewrite a log behind the ledger's back.
+/// The frames in a whole log file's bytes, with their blocks, in order (for
+/// tools that read or rewrite a log behind the ledger's back).
 ///
 /// # Errors
 /// A message naming the offset where the bytes stop being whole frames.
 pub fn decode_frames(bytes: &[u8]) -> std::result::Result<Vec<(Frame, Vec<u8>)>, String> {
-    let mut at = bytes.get(..FILE_MAGIC.len()).filter(|m| *m == FILE_MAGIC).map(<[u8]>::len).ok_or("not a log file")?;
+    if bytes.get(..FILE_MAGIC.len()) != Some(&FILE_MAGIC[..]) {
+        return Err("not a log file".into());
+    }
+    let mut at = FILE_MAGIC.len();
     let mut out = Vec::new();
     while at < bytes.len() {
         let (frame, _) = parse_head(at as u64, &bytes[at..]).ok_or_else(|| format!("no frame at offset {at}"))?;
@@ -153,25 +223,18 @@ pub fn decode_frames(bytes: &[u8]) -> std::result::Result<Vec<(Frame, Vec<u8>)>,
     Ok(out)
 }
 
-/// Encodes a whole log file from blocks `(first seq, stamp, block)`.
-pub fn encode_file(blocks: &[(u64, i64, Vec<u8>)]) -> Vec<u8> {
-    let mut out = FILE_MAGIC.to_vec();
-    for (first, stamp, block) in blocks {
-        push_frame(&mut out, *first, *stamp, block);
-    }
-    out
-}
-
 /// What readers may see: the end of the last acknowledged append, its last
-/// frame, and the table of every frame once it has been read.
+/// frame, the table of every frame once it has been read, and why appends
+/// are refused, if they are.
 #[derive(Default)]
 struct State {
     end: u64,
     last: Option<Frame>,
     table: Option<Vec<Frame>>,
+    refused: Option<String>,
 }
 
-/// One ledger's log file, open and locked for this process.
+/// One ledger's log file, open for this process (which holds the ledger's lock).
 pub struct Journal {
     path: PathBuf,
     file: File,
@@ -187,27 +250,36 @@ impl Journal {
         dir.join("journal")
     }
 
-    /// Creates an empty log file at `path` (through a temporary file and a
-    /// rename, so a crash leaves either none or a whole header).
+    /// Creates a log file at `path` holding `blocks` (each an append of its
+    /// own), written whole under a temporary name, fsynced and renamed, so
+    /// that a crash leaves either no file or all of it.
     ///
     /// # Errors
-    /// [`Error::Io`] when the file cannot be written.
-    pub fn create(path: &Path) -> Result<()> {
-        write_whole(path, &FILE_MAGIC)
+    /// [`Error::Io`] when the file cannot be written; the error of `blocks`.
+    pub fn create(path: &Path, blocks: impl IntoIterator<Item = Result<Block>>) -> Result<()> {
+        let tmp = temporary(path);
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        out.write_all(&FILE_MAGIC)?;
+        let (mut offset, mut frame) = (START, Vec::new());
+        for block in blocks {
+            frame.clear();
+            push_frame(&mut frame, &block?, offset, true);
+            out.write_all(&frame)?;
+            offset += frame.len() as u64;
+        }
+        let file = out.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+        file.sync_all()?;
+        put_in_place(&tmp, path)
     }
 
-    /// Opens and locks the log file at `path`, cutting off a torn last append.
+    /// Opens the log file at `path`. Seqs up to `acknowledged` are known to
+    /// have been acknowledged (the caller's record of them, which may lag):
+    /// no repair ever cuts them off.
     ///
     /// # Errors
-    /// `locked()` when another process holds it, [`Error::Corrupt`] when it is
-    /// not a log file, [`Error::Io`] otherwise.
-    pub fn open(path: &Path, locked: impl FnOnce() -> Error) -> Result<Self> {
+    /// [`Error::Corrupt`] when it is not a log file, [`Error::Io`] otherwise.
+    pub fn open(path: &Path, acknowledged: u64) -> Result<Self> {
         let file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(locked()),
-            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
-        }
         let journal = Self {
             path: path.to_path_buf(),
             file,
@@ -215,36 +287,37 @@ impl Journal {
             writing: Mutex::new(()),
             cache: Mutex::new(Vec::new()),
         };
-        journal.find_end()?;
+        journal.find_end(acknowledged)?;
         Ok(journal)
     }
 
-    /// Sets the end and last frame from the file, repairing a torn tail.
-    fn find_end(&self) -> Result<()> {
+    /// Sets the end and the last frame from the file, repairing a torn tail.
+    fn find_end(&self, acknowledged: u64) -> Result<()> {
         let len = self.file.metadata()?.len();
         let mut magic = [0u8; 16];
-        if len < magic.len() as u64 || self.file.read_exact_at(&mut magic, 0).is_err() || magic != FILE_MAGIC {
+        if len < START || self.file.read_exact_at(&mut magic, 0).is_err() || magic != FILE_MAGIC {
             return Err(Error::Corrupt {
                 seq: 0,
                 detail: format!("{} is not a dealledger log file", self.path.display()),
             });
         }
-        if len == FILE_MAGIC.len() as u64 {
-            *self.state_mut() = State { end: len, last: None, table: Some(Vec::new()) };
+        if len == START {
+            *self.state_mut() = State { end: len, table: Some(Vec::new()), ..State::default() };
             return Ok(());
         }
-        if let Some(last) = self.last_frame_from_end(len) {
-            *self.state_mut() = State { end: len, last: Some(last), table: None };
-            return Ok(());
+        if let Some(last) = self.last_frame_from_end(len).filter(|f| f.ends_append) {
+            let known = last.first <= acknowledged;
+            if known || self.append_is_whole(&last) {
+                // (an acknowledged last block that fails its checksum is damage: `verify` names it)
+                *self.state_mut() = State { end: len, last: Some(last), ..State::default() };
+                return Ok(());
+            }
         }
-        let table = self.walk(FILE_MAGIC.len() as u64, len, true)?;
-        let end = table.last().map_or(FILE_MAGIC.len() as u64, Frame::end);
-        self.quarantine(end, len)?;
-        *self.state_mut() = State { end, last: table.last().copied(), table: Some(table) };
-        Ok(())
+        self.recover(len, acknowledged)
     }
 
-    /// The last frame, found from the trailer at `len`, if it is whole.
+    /// The last frame, found from the trailer at `len`, if its header and
+    /// trailer agree.
     fn last_frame_from_end(&self, len: u64) -> Option<Frame> {
         let mut foot = [0u8; FOOT];
         self.file.read_exact_at(&mut foot, len.checked_sub(FOOT as u64)?).ok()?;
@@ -252,53 +325,142 @@ impl Journal {
             return None;
         }
         let offset = len.checked_sub((HEAD + FOOT) as u64 + u64::from(le_u32(&foot)))?;
+        self.frame_at(offset, len).filter(|f| f.end() == len)
+    }
+
+    /// The frame at `offset`, if its header and trailer agree and it ends by `limit`.
+    fn frame_at(&self, offset: u64, limit: u64) -> Option<Frame> {
         let mut head = [0u8; HEAD];
         self.file.read_exact_at(&mut head, offset).ok()?;
         let (frame, _) = parse_head(offset, &head)?;
-        (frame.end() == len && self.read_frame(&frame).is_ok()).then_some(frame)
+        let mut foot = [0u8; FOOT];
+        self.file.read_exact_at(&mut foot, frame.end().checked_sub(FOOT as u64)?).ok()?;
+        (frame.end() <= limit && le_u32(&foot) == frame.len && foot[4..] == FRAME_MAGIC).then_some(frame)
     }
 
-    /// The frames from `from` up to `end`, by their headers; with `check`,
-    /// each frame is read whole and the walk stops at the first that is not.
-    fn walk(&self, mut at: u64, end: u64, check: bool) -> Result<Vec<Frame>> {
+    /// Whether every frame of the append that `last` ends is whole, and the
+    /// append before it ended where it starts.
+    fn append_is_whole(&self, last: &Frame) -> bool {
+        let start = last.append_start;
+        if start > START && self.last_frame_from_end(start).is_none_or(|f| !f.ends_append) {
+            return false;
+        }
+        let mut at = start;
+        while let Some(frame) = self.frame_at(at, last.end()) {
+            if frame.append_start != start || self.read_frame(&frame).is_err() {
+                return false;
+            }
+            if frame.end() == last.end() {
+                return frame == *last;
+            }
+            if frame.ends_append {
+                return false;
+            }
+            at = frame.end();
+        }
+        false
+    }
+
+    /// After an open found the last append not whole: walks the frames from
+    /// the start and cuts the file back to the last whole append, unless
+    /// what would be cut was acknowledged or is followed by whole frames.
+    fn recover(&self, len: u64, acknowledged: u64) -> Result<()> {
+        let (frames, broken_at) = self.walk(START, len, |f| self.frame_at(f, len));
+        // The kept frames end with the last one that ends an append; the
+        // frames after it belong to an append that never finished.
+        let mut kept = frames.iter().rposition(|f| f.ends_append).map_or(0, |i| i + 1);
+        // The last finished append may have been written only in part
+        // (pages reach the disk in any order before the fsync): unless it
+        // was acknowledged, each of its blocks must pass its checksum.
+        if let Some(last) = kept.checked_sub(1).map(|i| frames[i]) {
+            let first = frames[..kept].iter().position(|f| f.append_start == last.append_start).unwrap_or(0);
+            let torn = frames[first..kept].iter().any(|f| self.read_frame(f).is_err());
+            if torn && last.first > acknowledged {
+                kept = first;
+            }
+        }
+        let end = kept.checked_sub(1).map_or(START, |i| frames[i].end());
+        let last = kept.checked_sub(1).map(|i| frames[i]);
+        let lost =
+            frames[kept..].iter().any(|f| f.first <= acknowledged) || last.map_or(0, |f| f.last_seq()) < acknowledged;
+        let damaged_before_more = broken_at < len && self.whole_frame_after(broken_at, len);
+        let refused = if lost {
+            Some(format!(
+                "the log file ends at byte {end} with seq {}, but seqs up to {acknowledged} were acknowledged: it was cut short or replaced",
+                last.map_or(0, |f| f.last_seq())
+            ))
+        } else if damaged_before_more {
+            Some(format!(
+                "the log's frames break off at byte {broken_at}, and whole frames follow: damage, not a torn append"
+            ))
+        } else {
+            self.quarantine(end, len)?;
+            None
+        };
+        let table = Some(frames[..kept].to_vec());
+        *self.state_mut() = State { end, last, table, refused };
+        Ok(())
+    }
+
+    /// The frames from `at` while `next` finds one, up to `end`; and the
+    /// offset where the walk stopped.
+    fn walk(&self, mut at: u64, end: u64, next: impl Fn(u64) -> Option<Frame>) -> (Vec<Frame>, u64) {
         let mut frames = Vec::new();
-        let mut head = [0u8; HEAD];
         while at < end {
-            let frame = match self.file.read_exact_at(&mut head, at) {
-                Ok(()) => parse_head(at, &head).filter(|(f, _)| f.end() <= end).map(|(f, _)| f),
-                Err(_) => None,
-            };
-            let Some(frame) = frame.filter(|f| !check || self.read_frame(f).is_ok()) else {
-                if check {
-                    break;
-                }
-                return Err(Error::Corrupt {
-                    seq: frames.last().map_or(0, |f: &Frame| f.first),
-                    detail: format!("the log's frames break off at byte {at} of {}", self.path.display()),
-                });
-            };
+            let Some(frame) = next(at) else { break };
             frames.push(frame);
             at = frame.end();
         }
-        Ok(frames)
+        (frames, at)
     }
 
-    /// Moves the bytes from `end` to `len` (a torn append) to a file beside
+    /// Whether a whole frame (checksum included) starts anywhere in `from..len`.
+    fn whole_frame_after(&self, from: u64, len: u64) -> bool {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = from;
+        while at < len {
+            let n = (len - at).min(buf.len() as u64) as usize;
+            if self.file.read_exact_at(&mut buf[..n], at).is_err() {
+                return false;
+            }
+            let found = buf[..n].windows(4).enumerate().filter(|(_, w)| *w == FRAME_MAGIC).any(|(i, _)| {
+                let offset = at + i as u64;
+                offset > from && self.frame_at(offset, len).is_some_and(|f| self.read_frame(&f).is_ok())
+            });
+            if found {
+                return true;
+            }
+            // (a magic across the boundary is found by the next read)
+            at += (n as u64).saturating_sub(3).max(1);
+        }
+        false
+    }
+
+    /// Copies the bytes from `end` to `len` (a torn append) to a file beside
     /// the log, then cuts them off the log.
     fn quarantine(&self, end: u64, len: u64) -> Result<()> {
         if end >= len {
             return Ok(());
         }
-        let mut torn = vec![0u8; (len - end) as usize];
-        self.file.read_exact_at(&mut torn, end)?;
         let name = |n: u32| {
             let mut name = self.path.clone().into_os_string();
             name.push(if n == 0 { format!(".torn-{end}") } else { format!(".torn-{end}.{n}") });
             PathBuf::from(name)
         };
         // (an earlier copy of a tail torn at the same place is kept too)
-        let free = (0..).map(name).find(|p| !p.exists()).unwrap_or_else(|| name(0));
-        write_whole(&free, &torn)?;
+        let kept_at = (0..).map(name).find(|p| !p.exists()).unwrap_or_else(|| name(0));
+        let tmp = temporary(&kept_at);
+        let mut out = File::create(&tmp)?;
+        let mut buf = vec![0u8; (len - end).min(1 << 20) as usize];
+        let mut at = end;
+        while at < len {
+            let n = (len - at).min(buf.len() as u64) as usize;
+            self.file.read_exact_at(&mut buf[..n], at)?;
+            out.write_all(&buf[..n])?;
+            at += n as u64;
+        }
+        out.sync_all()?;
+        put_in_place(&tmp, &kept_at)?;
         self.file.set_len(end)?;
         self.file.sync_all()?;
         Ok(())
@@ -332,7 +494,20 @@ impl Journal {
         }
         let mut state = self.state_mut();
         if state.table.is_none() {
-            state.table = Some(self.walk(FILE_MAGIC.len() as u64, state.end, false)?);
+            let end = state.end;
+            let (frames, stopped) = self.walk(START, end, |at| {
+                let mut head = [0u8; HEAD];
+                self.file.read_exact_at(&mut head, at).ok()?;
+                parse_head(at, &head).map(|(f, _)| f).filter(|f| f.end() <= end)
+            });
+            if stopped < end {
+                let seq = frames.last().map_or(1, |f| f.last_seq() + 1);
+                return Err(Error::Corrupt {
+                    seq,
+                    detail: format!("the log's frames break off at byte {stopped} of {}", self.path.display()),
+                });
+            }
+            state.table = Some(frames);
         }
         Ok(f(state.table.as_deref().unwrap_or_default()))
     }
@@ -385,6 +560,7 @@ impl Journal {
     /// # Errors
     /// [`Error::Corrupt`] naming the frame's first seq when it is damaged.
     pub fn read_frame(&self, frame: &Frame) -> Result<Vec<u8>> {
+        // (`frame.len` is at most `MAX_BLOCK`: `parse_head` refuses more)
         let mut bytes = vec![0u8; frame.size() as usize];
         let damage = match self.file.read_exact_at(&mut bytes, frame.offset) {
             Ok(()) => frame_damage(frame, &bytes),
@@ -398,22 +574,31 @@ impl Journal {
         Ok(bytes)
     }
 
-    /// Appends blocks `(first seq, stamp, block)` as frames and makes them
-    /// durable; readers see them once this returns `Ok`.
+    /// Appends `blocks` as the frames of one append and makes them durable;
+    /// readers see them once this returns `Ok`.
     ///
     /// # Errors
-    /// The write's or the fsync's error: then nothing of it is visible here,
-    /// and the file is cut back to where it was (best effort: what reached
-    /// the disk is decided when the log is next opened).
-    pub fn append(&self, blocks: &[(u64, i64, Vec<u8>)]) -> std::io::Result<()> {
+    /// The write's or the fsync's error, or why appends are refused: then
+    /// nothing of it is visible here, and the file is cut back to where it
+    /// was (best effort: what reached the disk is decided at the next open).
+    pub fn append(&self, blocks: &[Block]) -> std::io::Result<()> {
         let _writing = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(why) = &self.state().refused {
+            return Err(std::io::Error::other(why.clone()));
+        }
+        if blocks.iter().any(|b| b.bytes.len() > MAX_BLOCK as usize) {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a log block above the largest frame"));
+        }
         let start = self.state().end;
-        let mut bytes = Vec::with_capacity(blocks.iter().map(|(_, _, b)| HEAD + b.len() + FOOT).sum());
+        let mut bytes = Vec::with_capacity(blocks.iter().map(|b| HEAD + b.bytes.len() + FOOT).sum());
         let mut frames = Vec::with_capacity(blocks.len());
-        for (first, stamp, block) in blocks {
+        for (i, block) in blocks.iter().enumerate() {
             let offset = start + bytes.len() as u64;
-            push_frame(&mut bytes, *first, *stamp, block);
-            frames.push(Frame { first: *first, stamp: *stamp, offset, len: block.len() as u32 });
+            let ends_append = i + 1 == blocks.len();
+            push_frame(&mut bytes, block, start, ends_append);
+            let len = block.bytes.len() as u32;
+            let (first, count, stamp) = (block.first, block.count, block.stamp);
+            frames.push(Frame { first, count, stamp, offset, len, append_start: start, ends_append });
         }
         if let Err(e) = self.file.write_all_at(&bytes, start).and_then(|()| self.file.sync_data()) {
             let _ = self.file.set_len(start);
@@ -429,19 +614,25 @@ impl Journal {
     }
 }
 
-/// Writes `bytes` to `path` durably: a temporary file, fsync, rename, and an
-/// fsync of the directory.
-///
-/// # Errors
-/// [`Error::Io`] on any failure.
-pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
+/// The temporary name a file is written under before it is put in place.
+fn temporary(path: &Path) -> PathBuf {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".new");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)?;
-    File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
+    PathBuf::from(tmp)
+}
+
+/// Renames a written and fsynced file into place and fsyncs its directory.
+fn put_in_place(tmp: &Path, path: &Path) -> Result<()> {
+    std::fs::rename(tmp, path)?;
+    sync_dir_of(path)
+}
+
+/// Fsyncs the directory holding `path`, so that a new name in it is durable.
+///
+/// # Errors
+/// [`Error::Io`] on failure.
+pub fn sync_dir_of(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         File::open(dir)?.sync_all()?;
     }
     Ok(())
@@ -451,86 +642,144 @@ pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn locked() -> Error {
-        Error::BadArgument("locked".into())
-    }
-
     fn fresh() -> (tempfile::TempDir, Journal) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = Journal::path_in(dir.path());
-        Journal::create(&path).expect("create");
-        let journal = Journal::open(&path, locked).expect("open");
+        Journal::create(&path, []).expect("create");
+        let journal = Journal::open(&path, 0).expect("open");
         (dir, journal)
     }
 
-    fn block(n: u8, len: usize) -> Vec<u8> {
-        vec![n; len]
+    fn block(first: u64, count: u32, len: usize) -> Block {
+        Block { first, count, stamp: first as i64 * 10, bytes: vec![first as u8; len] }
+    }
+
+    fn reopen(dir: &tempfile::TempDir, acknowledged: u64) -> Journal {
+        Journal::open(&Journal::path_in(dir.path()), acknowledged).expect("reopen")
+    }
+
+    fn blocks_of(journal: &Journal) -> Vec<Vec<u8>> {
+        journal.frames_from(0).expect("table").map(|f| journal.read(&f).expect("read").to_vec()).collect()
     }
 
     #[test]
     fn appended_blocks_read_back_by_seq_and_by_stamp_after_reopening() {
         let (dir, journal) = fresh();
-        journal.append(&[(1, 10, block(1, 40)), (4, 20, block(2, 0))]).expect("append");
-        journal.append(&[(5, 20, block(3, 7))]).expect("append");
+        journal.append(&[block(1, 3, 40), block(4, 1, 0)]).expect("append");
+        journal.append(&[block(5, 1, 7)]).expect("append");
         drop(journal);
-        let journal = Journal::open(&Journal::path_in(dir.path()), locked).expect("reopen");
-        assert_eq!(journal.last().map(|f| f.first), Some(5));
+        let journal = reopen(&dir, 0);
+        assert_eq!(journal.last().map(|f| (f.first, f.last_seq())), Some((5, 5)));
         let of = |seq| journal.frame_of(seq).expect("table").map(|f| f.first);
         assert_eq!((of(0), of(1), of(3), of(4), of(99)), (None, Some(1), Some(1), Some(4), Some(5)));
         let by = |t| journal.frame_by_stamp(t).expect("table").map(|f| f.first);
-        assert_eq!((by(9), by(10), by(19), by(20)), (None, Some(1), Some(1), Some(5)));
-        let blocks: Vec<Vec<u8>> =
-            journal.frames_from(2).expect("table").map(|f| journal.read(&f).expect("read").to_vec()).collect();
-        assert_eq!(blocks, vec![block(1, 40), block(2, 0), block(3, 7)]);
+        assert_eq!((by(9), by(10), by(39), by(50)), (None, Some(1), Some(1), Some(5)));
+        assert_eq!(blocks_of(&journal), vec![vec![1; 40], vec![], vec![5; 7]]);
     }
 
-    #[test]
-    fn a_second_open_is_refused_while_the_first_holds_the_file() {
-        let (dir, _journal) = fresh();
-        let second = Journal::open(&Journal::path_in(dir.path()), locked);
-        assert!(matches!(second, Err(Error::BadArgument(m)) if m == "locked"));
-    }
-
-    #[test]
-    fn a_torn_last_append_is_cut_off_and_kept_beside_the_log() {
+    /// The log of `fresh` after two appends (seqs 1–2, then 3–6 in two
+    /// blocks), and the bytes of a third append of two blocks (seqs 7–9).
+    fn two_appends_and_a_third() -> (tempfile::TempDir, Vec<u8>, Vec<u8>) {
         let (dir, journal) = fresh();
-        journal.append(&[(1, 0, block(1, 100))]).expect("append");
-        let whole = journal.size();
-        drop(journal);
+        journal.append(&[block(1, 2, 100)]).expect("append");
+        journal.append(&[block(3, 2, 60), block(5, 2, 60)]).expect("append");
+        let whole = std::fs::read(Journal::path_in(dir.path())).expect("read");
+        journal.append(&[block(7, 2, 80), block(9, 1, 80)]).expect("append");
+        let third = std::fs::read(Journal::path_in(dir.path())).expect("read")[whole.len()..].to_vec();
+        (dir, whole, third)
+    }
+
+    #[test]
+    fn an_append_cut_anywhere_is_cut_off_whole_and_kept_beside_the_log() {
+        let (dir, whole, third) = two_appends_and_a_third();
         let path = Journal::path_in(dir.path());
-        let torn = encode_frame(2, 0, &block(2, 100));
-        for cut in [1, HEAD, HEAD + 50, torn.len() - 1] {
-            let mut bytes = std::fs::read(&path).expect("read");
-            bytes.truncate(whole as usize);
-            bytes.extend_from_slice(&torn[..cut]);
+        // Cut inside the first frame's header, its block, its trailer, right
+        // after it (a whole frame of an append that never finished), inside
+        // the second frame, and one byte short of the end.
+        let first_frame = HEAD + 80 + FOOT;
+        for cut in [1, HEAD - 1, HEAD + 40, first_frame - 2, first_frame, first_frame + HEAD + 3, third.len() - 1] {
+            let mut bytes = whole.clone();
+            bytes.extend_from_slice(&third[..cut]);
             std::fs::write(&path, &bytes).expect("write");
-            let journal = Journal::open(&path, locked).expect("reopen");
-            assert_eq!((journal.size(), journal.last().map(|f| f.first)), (whole, Some(1)), "cut at {cut}");
-            assert_eq!(std::fs::metadata(&path).expect("meta").len(), whole);
-            let kept_at = dir.path().join(format!("journal.torn-{whole}"));
-            assert_eq!(std::fs::read(&kept_at).expect("kept"), torn[..cut]);
+            let journal = reopen(&dir, 6);
+            assert_eq!((journal.size(), journal.last().map(|f| f.first)), (whole.len() as u64, Some(5)), "cut {cut}");
+            assert_eq!(std::fs::read(&path).expect("read"), whole, "cut {cut}");
+            let kept_at = dir.path().join(format!("journal.torn-{}", whole.len()));
+            assert_eq!(std::fs::read(&kept_at).expect("kept"), third[..cut], "cut {cut}");
             std::fs::remove_file(&kept_at).expect("remove");
-            journal.append(&[(2, 0, block(2, 3))]).expect("append after the repair");
-            assert_eq!(journal.read(&journal.last().expect("last")).expect("read").as_ref(), &block(2, 3)[..]);
+            journal.append(&[block(7, 1, 3)]).expect("append after the repair");
+            assert_eq!(blocks_of(&journal).last(), Some(&vec![7; 3]));
         }
+    }
+
+    #[test]
+    fn an_append_whose_earlier_block_never_reached_the_disk_is_cut_off() {
+        // Pages reach the disk in any order before the fsync: the last frame
+        // can be whole while an earlier one of the same append is not.
+        let (dir, whole, third) = two_appends_and_a_third();
+        let path = Journal::path_in(dir.path());
+        let mut bytes = whole.clone();
+        bytes.extend_from_slice(&third);
+        bytes[whole.len() + HEAD + 10] ^= 0xff;
+        std::fs::write(&path, &bytes).expect("write");
+        let journal = reopen(&dir, 6);
+        assert_eq!(journal.last().map(|f| f.first), Some(5));
+        assert_eq!(std::fs::read(&path).expect("read"), whole);
+        // The same bytes, but the caller knows seq 7 was acknowledged: damage
+        // for `verify`, never cut.
+        drop(journal);
+        std::fs::write(&path, &bytes).expect("write");
+        let journal = reopen(&dir, 9);
+        assert_eq!(journal.last().map(|f| f.first), Some(9));
+        let frames: Vec<Frame> = journal.frames_from(7).expect("table").collect();
+        assert!(matches!(journal.read(&frames[0]), Err(Error::Corrupt { seq: 7, .. })));
+    }
+
+    #[test]
+    fn a_cut_that_would_lose_acknowledged_seqs_or_frames_after_damage_leaves_the_file_and_refuses_appends() {
+        let (dir, whole, third) = two_appends_and_a_third();
+        let path = Journal::path_in(dir.path());
+        // Cut short although seq 9 was acknowledged: nothing is cut.
+        let mut bytes = whole.clone();
+        bytes.extend_from_slice(&third[..third.len() - 1]);
+        std::fs::write(&path, &bytes).expect("write");
+        let journal = reopen(&dir, 9);
+        assert_eq!(journal.last().map(|f| f.first), Some(5));
+        assert_eq!(std::fs::read(&path).expect("read"), bytes, "the file is left as it is");
+        assert!(journal.append(&[block(7, 1, 1)]).is_err(), "appends are refused");
+        assert!(!dir.path().join(format!("journal.torn-{}", whole.len())).exists());
+        // A header damaged in the middle, whole frames after it, and a torn tail.
+        drop(journal);
+        let mut bytes = whole.clone();
+        bytes.extend_from_slice(&third[..third.len() - 1]);
+        let second_append = START as usize + HEAD + 100 + FOOT;
+        bytes[second_append] = b'X';
+        std::fs::write(&path, &bytes).expect("write");
+        let journal = reopen(&dir, 0);
+        assert_eq!(journal.last().map(|f| f.first), Some(1));
+        assert_eq!(std::fs::read(&path).expect("read"), bytes, "the file is left as it is");
+        let err = journal.append(&[block(3, 1, 1)]).expect_err("refused");
+        assert!(err.to_string().contains("whole frames follow"), "{err}");
     }
 
     #[test]
     fn a_damaged_block_in_the_middle_is_named_and_the_rest_still_reads() {
         let (dir, journal) = fresh();
-        journal.append(&[(1, 0, block(1, 10)), (2, 0, block(2, 10)), (3, 0, block(3, 10))]).expect("append");
+        journal.append(&[block(1, 1, 10)]).expect("append");
+        journal.append(&[block(2, 1, 10)]).expect("append");
+        journal.append(&[block(3, 1, 10)]).expect("append");
         drop(journal);
         let path = Journal::path_in(dir.path());
         let mut bytes = std::fs::read(&path).expect("read");
-        let second = 16 + HEAD + 10 + FOOT;
+        let second = START as usize + HEAD + 10 + FOOT;
         bytes[second + HEAD + 3] ^= 1;
         std::fs::write(&path, &bytes).expect("write");
-        let journal = Journal::open(&path, locked).expect("reopen");
+        let journal = reopen(&dir, 0);
         let frames: Vec<Frame> = journal.frames_from(0).expect("table").collect();
         assert_eq!(frames.len(), 3);
         let err = journal.read(&frames[1]).expect_err("damaged");
         assert!(matches!(&err, Error::Corrupt { seq: 2, detail } if detail.contains("checksum")), "{err}");
-        assert_eq!(journal.read(&frames[2]).expect("intact").as_ref(), &block(3, 10)[..]);
+        assert_eq!(journal.read(&frames[2]).expect("intact").as_ref(), &[3; 10][..]);
     }
 
     #[test]
@@ -538,14 +787,24 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = Journal::path_in(dir.path());
         std::fs::write(&path, b"not a log at all").expect("write");
-        assert!(matches!(Journal::open(&path, locked), Err(Error::Corrupt { seq: 0, .. })));
+        assert!(matches!(Journal::open(&path, 0), Err(Error::Corrupt { seq: 0, .. })));
+    }
+
+    #[test]
+    fn a_length_beyond_the_largest_block_is_no_frame() {
+        let mut frame = encode_frame(START, &block(1, 1, 4));
+        frame[36..40].copy_from_slice(&(MAX_BLOCK + 1).to_le_bytes());
+        assert!(parse_head(START, &frame).is_none());
     }
 
     #[test]
     fn whole_files_decode_to_their_frames() {
-        let blocks = vec![(1, 5, block(1, 3)), (4, 6, block(2, 0))];
+        let blocks = vec![block(1, 3, 3), block(4, 1, 0)];
         let frames = decode_frames(&encode_file(&blocks)).expect("decodes");
-        let back: Vec<(u64, i64, Vec<u8>)> = frames.into_iter().map(|(f, b)| (f.first, f.stamp, b)).collect();
+        let back: Vec<Block> = frames
+            .into_iter()
+            .map(|(f, bytes)| Block { first: f.first, count: f.count, stamp: f.stamp, bytes })
+            .collect();
         assert_eq!(back, blocks);
         let mut cut = encode_file(&blocks);
         cut.pop();

@@ -2,8 +2,9 @@
 //! export and import.
 //!
 //! One writer at a time (a mutex), any number of readers. An append is
-//! parsed, checked against every rule as a whole, hash-chained, written in
-//! one atomic batch, made durable, and only then indexed and made visible:
+//! parsed, checked against every rule as a whole, hash-chained, written to
+//! the log in one write whose frames stand or fall together, made durable,
+//! and only then indexed and made visible:
 //! readers see the derived indexes up to a watermark seq, so they never see
 //! part of an append. This module must never hold domain rules itself; it
 //! sequences `json`, `validate`, `store` and `query`.
@@ -332,7 +333,8 @@ impl Ledger {
         self.visible.load(Ordering::Acquire)
     }
 
-    /// The number of bytes the ledger takes on disk, as sled reports it.
+    /// The number of bytes the ledger takes on disk: the log file's, plus
+    /// what sled reports for the index.
     ///
     /// # Errors
     /// Storage errors.
@@ -876,8 +878,8 @@ impl Ledger {
 
 /// The derived index's watermark moves only after the log is durable, so an index
 /// that has seen more records than the log holds means that the log lost
-/// records (its file was replaced, truncated or scrambled, and sled opened
-/// what was left): [`Error::Corrupt`] at the first missing seq.
+/// records (its file was replaced by an older copy or cut short):
+/// [`Error::Corrupt`] at the first missing seq.
 fn lost_records(log_head: u64, indexed: u64) -> Result<()> {
     if indexed > log_head {
         return Err(Error::Corrupt {

@@ -25,7 +25,8 @@
 //!
 //! Layers, from the outside in: [`Ledger`] (the facade) → `validate` / `query`
 //! / `projection` (pure rules and folds) → `timeline` (per-entity event
-//! order) → `store` (sled) → `codec` (the byte format) → [`event`] (the types).
+//! order) → `store` (the log file through [`journal`], the index in sled) →
+//! `codec` (the byte format) → [`event`] (the types).
 #![deny(missing_docs)]
 
 pub mod answer;

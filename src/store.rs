@@ -162,6 +162,8 @@ pub struct Store {
     /// the head before it (what a failed write left in the file is decided
     /// when the ledger is next opened, so reads stop short of it).
     readable: std::sync::atomic::AtomicU64,
+    /// The ledger's lock (`<ledger>/lock`, `flock`ed), released last.
+    _lock: std::fs::File,
 }
 
 impl Store {
@@ -175,28 +177,40 @@ impl Store {
         let cannot_open = |cause: String| Error::Disk { path: path.to_path_buf(), action: "cannot open", cause };
         // A path that cannot be searched is not a missing ledger: say why.
         let exists = |p: &Path| p.try_exists().map_err(|e| cannot_open(access_hint(&e)));
+        if !create && !exists(&journal)? && !exists(&sled_log.join("db"))? {
+            return Err(Error::NoLedger(path.to_path_buf()));
+        }
+        if create {
+            std::fs::create_dir_all(path)
+                .map_err(Error::from)
+                .and_then(|()| crate::journal::sync_dir_of(path))
+                .map_err(|e| cannot_open(e.to_string()))?;
+        }
+        // Everything from here on happens under the ledger's lock, the
+        // checks for what exists included.
+        let lock = lock_ledger(path)?;
         if !exists(&journal)? {
             if exists(&sled_log.join("db"))? {
                 migrate_sled_log(path, &sled_log, &journal)?;
-            } else if create {
-                std::fs::create_dir_all(path)
-                    .map_err(Error::from)
-                    .and_then(|()| Journal::create(&journal))
-                    .map_err(|e| cannot_open(e.to_string()))?;
             } else {
-                return Err(Error::NoLedger(path.to_path_buf()));
+                Journal::create(&journal, []).map_err(|e| cannot_open(e.to_string()))?;
             }
         }
-        let log = Journal::open(&journal, || locked(path)).map_err(|e| match e {
-            Error::Io(io) => cannot_open(access_hint(&io)),
-            other => other,
-        })?;
         if exists(&sled_log)? {
-            // (what a migration that stopped after writing the journal left)
+            // (an earlier release's log, copied into the journal by a
+            // migration that stopped before removing it)
             std::fs::remove_dir_all(&sled_log).map_err(|e| cannot_open(access_hint(&e)))?;
         }
         let index = Sled { flush_every_ms: INDEX_FLUSH_MS, cache_bytes, segment: INDEX_SEGMENT_BYTES, derived: true };
         let index_db = open_sled(path, &index_dir, &index)?;
+        let meta = index_db.open_tree("meta")?;
+        // The index's watermark is set only once an append is durable: a
+        // repair of the log must never cut what it covers.
+        let acknowledged = meta.get("indexed")?.and_then(|v| seq_of_bytes(&v)).unwrap_or(0);
+        let log = Journal::open(&journal, acknowledged).map_err(|e| match e {
+            Error::Io(io) => cannot_open(access_hint(&io)),
+            other => other,
+        })?;
         Ok(Self {
             failed_write: std::sync::atomic::AtomicBool::new(false),
             readable: std::sync::atomic::AtomicU64::new(u64::MAX),
@@ -207,8 +221,9 @@ impl Store {
             timeline: index_db.open_tree("timeline")?,
             delta: index_db.open_tree("delta")?,
             retracted: index_db.open_tree("retracted")?,
-            meta: index_db.open_tree("meta")?,
+            meta,
             index_db,
+            _lock: lock,
         })
     }
 
@@ -264,14 +279,15 @@ impl Store {
     /// which never decreases with seq, so one block is read.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] when that block does not decode.
+    /// [`Error::Corrupt`] when that block does not decode, or its frame's
+    /// stamp is not its first record's time.
     pub fn last_recorded_by(&self, t: crate::value::Timestamp, upto: u64) -> Result<u64> {
         let Some(frame) = self.log.frame_by_stamp(t.nanos())? else { return Ok(0) };
         let block = self.log.read(&frame)?;
+        check_stamp(&frame, &block)?;
         let (records, damage) = block_records(frame.first, &block, 0);
-        let mut last = frame.first;
-        // (the first record is recorded at the frame's stamp, so by `t`)
-        for (seq, bytes) in records.into_iter().skip(1) {
+        let mut last = frame.first.saturating_sub(1);
+        for (seq, bytes) in records {
             if seq > upto || decode_at(seq, bytes)?.recorded_at > t {
                 return Ok(last.min(upto));
             }
@@ -309,7 +325,9 @@ impl Store {
         };
         frames.map(|frame| {
             let frame = frame?;
-            Ok((frame.first, self.log.read_frame(&frame)?))
+            let block = self.log.read_frame(&frame)?;
+            check_stamp(&frame, &block)?;
+            Ok((frame.first, block))
         })
     }
 
@@ -417,7 +435,12 @@ impl Store {
                 end += 1;
             }
             let first = &records[start];
-            blocks.push((first.seq, first.recorded_at.nanos(), codec::encode_block(&encoded[start..end])));
+            blocks.push(crate::journal::Block {
+                first: first.seq,
+                count: (end - start) as u32,
+                stamp: first.recorded_at.nanos(),
+                bytes: codec::encode_block(&encoded[start..end]),
+            });
             start = end;
         }
         drop(encoded);
@@ -978,30 +1001,54 @@ fn locked(ledger: &Path) -> Error {
     }
 }
 
-/// Copies the log of a ledger written by an earlier release, the tree `log`
-/// of the sled database `sled_log` (`first seq` big-endian → block), into a
-/// new log file at `journal`, written whole and fsynced before it appears
-/// under its name; the caller then removes the sled database. The blocks are
-/// copied as they are, damage included (`verify` names it afterwards); a
-/// frame's stamp is its first record's `recorded_at`, or the previous
-/// frame's when that record does not decode.
+/// Takes the ledger's lock: an exclusive `flock` on `<ledger>/lock`, held
+/// for as long as the returned file is open.
 ///
 /// # Errors
-/// [`Error::Locked`] when another process holds the old log, [`Error::Disk`]
-/// when it cannot be read or the new file cannot be written.
+/// [`Error::Locked`] / [`Error::Served`] when another process holds it,
+/// [`Error::Disk`] when the file cannot be opened.
+fn lock_ledger(ledger: &Path) -> Result<std::fs::File> {
+    let cannot_open =
+        |e: &std::io::Error| Error::Disk { path: ledger.to_path_buf(), action: "cannot open", cause: access_hint(e) };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(ledger.join(LOCK_FILE))
+        .map_err(|e| cannot_open(&e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(locked(ledger)),
+        Err(std::fs::TryLockError::Error(e)) => Err(cannot_open(&e)),
+    }
+}
+
+/// The file whose `flock` is the ledger's lock.
+const LOCK_FILE: &str = "lock";
+
+/// Copies the log of a ledger written by an earlier release, the tree `log`
+/// of the sled database `sled_log` (`first seq` big-endian → block), into a
+/// new log file at `journal` (see `Journal::create`: written whole under a
+/// temporary name, fsynced, then renamed); the caller then removes the sled
+/// database. The blocks are copied as they are, damage included (`verify`
+/// names it afterwards); a frame's stamp is its first record's
+/// `recorded_at`, or the previous frame's when that record does not decode.
+///
+/// # Errors
+/// [`Error::Disk`] when the old log cannot be read or the new file written.
 fn migrate_sled_log(ledger: &Path, sled_log: &Path, journal: &Path) -> Result<()> {
     let how = Sled { flush_every_ms: 500, cache_bytes: 32 << 20, segment: 512 << 10, derived: false };
     let db = open_sled(ledger, sled_log, &how)?;
-    let mut blocks = Vec::new();
     let mut stamp = i64::MIN;
-    for item in db.open_tree("log")?.iter() {
+    let blocks = db.open_tree("log")?.iter().map(|item| {
         let (key, block) = item?;
-        let first_record = codec::block_prefix(&block).0.first().and_then(|r| codec::decode(r).ok());
-        stamp = first_record.map_or(stamp, |r| r.recorded_at.nanos().max(stamp));
-        blocks.push((block_first(&key)?, stamp, block.to_vec()));
-    }
-    drop(db);
-    crate::journal::write_whole(journal, &crate::journal::encode_file(&blocks)).map_err(|e| Error::Disk {
+        let records = codec::block_prefix(&block).0;
+        stamp = records.first().and_then(|r| codec::decode(r).ok()).map_or(stamp, |r| r.recorded_at.nanos().max(stamp));
+        let count = u32::try_from(records.len()).unwrap_or(u32::MAX);
+        Ok(crate::journal::Block { first: block_first(&key)?, count, stamp, bytes: block.to_vec() })
+    });
+    Journal::create(journal, blocks).map_err(|e| Error::Disk {
         path: ledger.to_path_buf(),
         action: "cannot upgrade the log of",
         cause: e.to_string(),
@@ -1090,6 +1137,25 @@ pub fn block_records(first: u64, block: &[u8], from: u64) -> (Vec<(u64, &[u8])>,
         records.into_iter().enumerate().map(|(i, r)| (first + i as u64, r)).filter(|(seq, _)| *seq >= from).collect();
     let damage = damage.map(|e| Error::Corrupt { seq: first + intact, detail: format!("damaged log block: {e}") });
     (records, damage)
+}
+
+/// Checks that a frame's stamp is its block's first record's `recorded_at`:
+/// the stamp is outside the hash chain, so `verify` (which reads the log
+/// through [`Store::blocks_from`]) must see a forged one. A block whose first
+/// record does not decode is left to the decoding that follows.
+fn check_stamp(frame: &Frame, block: &[u8]) -> Result<()> {
+    let first = codec::block_prefix(block).0.first().and_then(|r| codec::decode(r).ok());
+    match first {
+        Some(rec) if rec.recorded_at.nanos() != frame.stamp => Err(Error::Corrupt {
+            seq: frame.first,
+            detail: format!(
+                "the log frame's time stamp {} is not its first record's recorded_at {}",
+                frame.stamp,
+                rec.recorded_at.nanos()
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Decodes the record stored at `seq`, checking it claims that seq.
@@ -1199,7 +1265,11 @@ mod tests {
         std::fs::remove_file(&journal).expect("remove");
         let store = Store::open(dir.path(), false, 1 << 20).expect("an old ledger opens");
         assert!(!dir.path().join("log").exists(), "the old log is gone once the journal is in place");
-        assert_eq!(std::fs::read(&journal).ok().and_then(|b| crate::journal::decode_frames(&b).ok()), Some(frames));
+        let blocks = |frames: Vec<(Frame, Vec<u8>)>| -> Vec<(u64, u32, i64, Vec<u8>)> {
+            frames.into_iter().map(|(f, bytes)| (f.first, f.count, f.stamp, bytes)).collect()
+        };
+        let copied = crate::journal::decode_frames(&std::fs::read(&journal).expect("read")).expect("frames");
+        assert_eq!(blocks(copied), blocks(frames));
         let read: Vec<StoredEvent> = store.records_from(0).collect::<Result<_>>().expect("records");
         assert_eq!(read, recs);
         assert_eq!(store.last_recorded_by(recs[149].recorded_at, 300).expect("by time"), 150);

@@ -6,7 +6,7 @@
 //! before: a record's hash is recomputed from the `prev_hash` it stores, and
 //! the in-order pass then checks that this `prev_hash` equals the previous
 //! record's hash, which makes the two computations the same. So the calling
-//! thread scans the log's blocks (shared with sled, not copied) and hands
+//! thread reads the log's blocks (each checked against its frame) and hands
 //! them out in chunks; one worker per core decodes, renders and hashes a
 //! chunk while the scan goes on; and the calling thread checks the chunks'
 //! summaries in seq order: seq continuity, the claimed seq, the chain link

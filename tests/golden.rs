@@ -353,10 +353,12 @@ fn export_lines_recheck_with_sha256_alone() {
 
 /// The log file of two blocks (the first two golden records, then the
 /// third alone), as `journal::encode_file` writes it.
-fn golden_log() -> (Vec<(u64, i64, Vec<u8>)>, Vec<u8>) {
+fn golden_log() -> (Vec<dealledger::journal::Block>, Vec<u8>) {
     let recs: Vec<Vec<u8>> = goldens().iter().take(3).map(|(_, rec)| encode_record(rec)).collect();
     let stamp = |n: usize| goldens()[n].1.recorded_at.nanos();
-    let blocks = vec![(1, stamp(0), encode_block(&recs[..2])), (127, stamp(2), encode_block(&recs[2..]))];
+    let block = |first, count, stamp, bytes| dealledger::journal::Block { first, count, stamp, bytes };
+    let blocks =
+        vec![block(1, 2, stamp(0), encode_block(&recs[..2])), block(127, 1, stamp(2), encode_block(&recs[2..]))];
     let file = dealledger::journal::encode_file(&blocks);
     (blocks, file)
 }
@@ -380,6 +382,9 @@ fn the_log_file_keeps_its_golden_bytes() {
         Err(e) => panic!("read {}: {e}", path.display()),
     }
     let decoded = dealledger::journal::decode_frames(&file).expect("whole frames");
-    let back: Vec<(u64, i64, Vec<u8>)> = decoded.into_iter().map(|(f, b)| (f.first, f.stamp, b)).collect();
+    let back: Vec<dealledger::journal::Block> = decoded
+        .into_iter()
+        .map(|(f, bytes)| dealledger::journal::Block { first: f.first, count: f.count, stamp: f.stamp, bytes })
+        .collect();
     assert_eq!(back, blocks);
 }

@@ -62,7 +62,7 @@ fn a_missing_block_is_named() {
     ledger_with_story(dir.path());
     common::damage::rewrite_log(dir.path(), |blocks| {
         let removed = blocks.remove(1);
-        assert_eq!(removed.0, 7, "the middle block");
+        assert_eq!(removed.first, 7, "the middle block");
     });
     let (code, err) = verify(dir.path());
     assert_eq!(code, 1, "{err}");
@@ -201,7 +201,9 @@ fn a_torn_last_append_is_cut_off_at_the_open_and_its_bytes_kept() {
     let db = dir.path().join("db");
     let path = dealledger::journal::Journal::path_in(&db);
     let whole = std::fs::read(&path).expect("read the log");
-    let torn = dealledger::journal::encode_frame(19, 0, b"half of a block that never made it");
+    let block =
+        dealledger::journal::Block { first: 19, count: 1, stamp: 0, bytes: b"a block that never made it".to_vec() };
+    let torn = dealledger::journal::encode_frame(whole.len() as u64, &block);
     let mut bytes = whole.clone();
     bytes.extend_from_slice(&torn[..torn.len() - 5]);
     std::fs::write(&path, &bytes).expect("write");
@@ -213,4 +215,16 @@ fn a_torn_last_append_is_cut_off_at_the_open_and_its_bytes_kept() {
     let next = r#"{"type":"company_registered","effective":"2020-01-01","company":"after-torn","name":"After"}"#;
     ledger.append_text(next).expect("append after the repair");
     assert_eq!(ledger.verify().expect("whole chain").last_seq, 19);
+}
+
+#[test]
+fn a_forged_time_stamp_on_a_block_is_named_by_verify() {
+    // A frame's stamp steers `--known-at` searches by time and lies outside
+    // the hash chain: `verify` compares it with the block's first record.
+    let dir = tempfile::tempdir().expect("tempdir");
+    ledger_with_story(dir.path());
+    common::damage::rewrite_log(dir.path(), |blocks| blocks[1].stamp -= 1_000);
+    let (code, err) = verify(dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("seq 7") && err.contains("time stamp"), "{err}");
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use dealledger::journal::{decode_frames, encode_file, Journal};
+use dealledger::journal::{decode_frames, encode_file, Block, Journal};
 use dealledger::{decode_block, decode_record, encode_block, encode_record, Ledger, StoredEvent};
 
 /// The Meta / Scale AI story (18 events).
@@ -21,13 +21,13 @@ pub fn ledger_with_story(dir: &Path) {
     assert_eq!(ledger.last_seq(), 18, "three appends, three log blocks: seqs 1-6, 7-12, 13-18");
 }
 
-/// Rewrites the log file of `<dir>/db` with `change` applied to its blocks
-/// `(first seq, stamp, block)`, framed and checksummed anew, as a tamperer
-/// who knows the format would.
-pub fn rewrite_log(dir: &Path, change: impl FnOnce(&mut Vec<(u64, i64, Vec<u8>)>)) {
+/// Rewrites the log file of `<dir>/db` with `change` applied to its blocks,
+/// framed and checksummed anew, as a tamperer who knows the format would.
+pub fn rewrite_log(dir: &Path, change: impl FnOnce(&mut Vec<Block>)) {
     let path = Journal::path_in(&dir.join("db"));
     let frames = decode_frames(&std::fs::read(&path).expect("read the log")).expect("whole frames");
-    let mut blocks = frames.into_iter().map(|(f, block)| (f.first, f.stamp, block)).collect();
+    let mut blocks =
+        frames.into_iter().map(|(f, bytes)| Block { first: f.first, count: f.count, stamp: f.stamp, bytes }).collect();
     change(&mut blocks);
     std::fs::write(&path, encode_file(&blocks)).expect("write the log");
 }
@@ -35,8 +35,8 @@ pub fn rewrite_log(dir: &Path, change: impl FnOnce(&mut Vec<(u64, i64, Vec<u8>)>
 /// Rewrites the block holding `seq` with `change`, given its first seq.
 fn with_block(dir: &Path, seq: u64, change: impl FnOnce(u64, &mut Vec<u8>)) {
     rewrite_log(dir, |blocks| {
-        let (first, _, block) = blocks.iter_mut().rev().find(|(first, _, _)| *first <= seq).expect("a block");
-        change(*first, block);
+        let block = blocks.iter_mut().rev().find(|b| b.first <= seq).expect("a block");
+        change(block.first, &mut block.bytes);
     });
 }
 
