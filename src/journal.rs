@@ -369,6 +369,13 @@ impl Journal {
         // The kept frames end with the last one that ends an append; the
         // frames after it belong to an append that never finished.
         let mut kept = frames.iter().rposition(|f| f.ends_append).map_or(0, |i| i + 1);
+        // That append started where the kept frames end: every whole frame
+        // after them, also past the place where the walk broke off, must
+        // say so; a frame of another append there means damage before it.
+        let torn_start = kept.checked_sub(1).map_or(START, |i| frames[i].end());
+        let after = if broken_at < len { self.whole_frames_after(broken_at, len) } else { Vec::new() };
+        let beyond: Vec<Frame> = frames[kept..].iter().chain(&after).copied().collect();
+        let damaged_before_more = beyond.iter().any(|f| f.append_start != torn_start);
         // The last finished append may have been written only in part
         // (pages reach the disk in any order before the fsync): unless it
         // was acknowledged, each of its blocks must pass its checksum.
@@ -381,9 +388,7 @@ impl Journal {
         }
         let end = kept.checked_sub(1).map_or(START, |i| frames[i].end());
         let last = kept.checked_sub(1).map(|i| frames[i]);
-        let lost =
-            frames[kept..].iter().any(|f| f.first <= acknowledged) || last.map_or(0, |f| f.last_seq()) < acknowledged;
-        let damaged_before_more = broken_at < len && self.whole_frame_after(broken_at, len);
+        let lost = beyond.iter().any(|f| f.first <= acknowledged) || last.map_or(0, |f| f.last_seq()) < acknowledged;
         let refused = if lost {
             Some(format!(
                 "the log file ends at byte {end} with seq {}, but seqs up to {acknowledged} were acknowledged: it was cut short or replaced",
@@ -414,26 +419,33 @@ impl Journal {
         (frames, at)
     }
 
-    /// Whether a whole frame (checksum included) starts anywhere in `from..len`.
-    fn whole_frame_after(&self, from: u64, len: u64) -> bool {
-        let mut buf = vec![0u8; 1 << 20];
+    /// The whole frames (checksums included) that start anywhere after
+    /// `from`, up to `len`.
+    fn whole_frames_after(&self, from: u64, len: u64) -> Vec<Frame> {
+        let mut buf = vec![0u8; (len - from).min(1 << 20) as usize];
+        let mut found: Vec<Frame> = Vec::new();
         let mut at = from;
         while at < len {
             let n = (len - at).min(buf.len() as u64) as usize;
             if self.file.read_exact_at(&mut buf[..n], at).is_err() {
-                return false;
+                break;
             }
-            let found = buf[..n].windows(4).enumerate().filter(|(_, w)| *w == FRAME_MAGIC).any(|(i, _)| {
+            for (i, _) in buf[..n].windows(4).enumerate().filter(|(_, w)| *w == FRAME_MAGIC) {
                 let offset = at + i as u64;
-                offset > from && self.frame_at(offset, len).is_some_and(|f| self.read_frame(&f).is_ok())
-            });
-            if found {
-                return true;
+                // (a magic seen again across a read boundary is skipped)
+                let seen = found.last().is_some_and(|f| f.offset >= offset);
+                let frame = self.frame_at(offset, len).filter(|_| offset > from && !seen);
+                if let Some(frame) = frame.filter(|f| self.read_frame(f).is_ok()) {
+                    found.push(frame);
+                }
+            }
+            if n < 4 || at + n as u64 >= len {
+                break;
             }
             // (a magic across the boundary is found by the next read)
-            at += (n as u64).saturating_sub(3).max(1);
+            at += n as u64 - 3;
         }
-        false
+        found
     }
 
     /// Copies the bytes from `end` to `len` (a torn append) to a file beside
@@ -733,6 +745,42 @@ mod tests {
         assert_eq!(journal.last().map(|f| f.first), Some(9));
         let frames: Vec<Frame> = journal.frames_from(7).expect("table").collect();
         assert!(matches!(journal.read(&frames[0]), Err(Error::Corrupt { seq: 7, .. })));
+    }
+
+    #[test]
+    fn an_append_whose_first_header_never_reached_the_disk_is_cut_off_though_its_last_frame_did() {
+        let (dir, whole, mut third) = two_appends_and_a_third();
+        let path = Journal::path_in(dir.path());
+        third[..HEAD].fill(0);
+        let mut bytes = whole.clone();
+        bytes.extend_from_slice(&third);
+        std::fs::write(&path, &bytes).expect("write");
+        let journal = reopen(&dir, 6);
+        assert_eq!(journal.last().map(|f| f.first), Some(5));
+        assert_eq!(std::fs::read(&path).expect("read"), whole);
+        assert!(dir.path().join(format!("journal.torn-{}", whole.len())).exists());
+    }
+
+    #[test]
+    fn damage_to_an_earlier_append_is_never_cut_though_the_last_one_is_torn() {
+        // Each append one frame; the second one's header damaged, the last
+        // one torn: the frames between are whole and belong to other
+        // appends, so this is damage, and nothing is cut.
+        let (dir, journal) = fresh();
+        for first in 1..=4 {
+            journal.append(&[block(first, 1, 30)]).expect("append");
+        }
+        drop(journal);
+        let path = Journal::path_in(dir.path());
+        let mut bytes = std::fs::read(&path).expect("read");
+        let frame = HEAD + 30 + FOOT;
+        bytes[START as usize + frame + 2] ^= 0x20;
+        bytes.truncate(bytes.len() - 3);
+        std::fs::write(&path, &bytes).expect("write");
+        let journal = reopen(&dir, 0);
+        assert_eq!(std::fs::read(&path).expect("read"), bytes, "nothing cut");
+        let err = journal.append(&[block(5, 1, 1)]).expect_err("refused");
+        assert!(err.to_string().contains("whole frames follow"), "{err}");
     }
 
     #[test]
