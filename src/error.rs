@@ -139,7 +139,8 @@ pub enum Error {
     Disk {
         /// The ledger directory.
         path: PathBuf,
-        /// What could not be done (`cannot open`, `cannot write to`, `cannot append to`, `cannot index`).
+        /// What could not be done (`cannot open`, `cannot write to`, `cannot append to`, `cannot index`,
+        /// `cannot upgrade the log of`).
         action: &'static str,
         /// Why, in the operating system's words, and what became of the data.
         cause: String,

@@ -1064,9 +1064,10 @@ fn segment_size(path: &Path, new: usize) -> usize {
     sled_segment_size(path).unwrap_or(new)
 }
 
-/// The segment size of the sled database at `path` (a ledger's `log` or
-/// `index` directory), from its `conf` file: what a tool that opens the
-/// database with sled directly must configure. `None` when there is none.
+/// The segment size of the sled database at `path` (a ledger's `index`
+/// directory, or the `log` directory of a ledger an earlier release wrote),
+/// from its `conf` file: what a tool that opens the database with sled
+/// directly must configure. `None` when there is none.
 pub fn sled_segment_size(path: &Path) -> Option<usize> {
     let conf = std::fs::read(path.join("conf")).ok()?;
     String::from_utf8_lossy(&conf).lines().find_map(|line| line.strip_prefix("segment_size: ")?.trim().parse().ok())
