@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use dealledger::journal::{decode_frames, Journal};
+use dealledger::journal::{decode_file, Journal};
 use dealledger::testkit::Rng;
 use dealledger::testkit::{generate_with, GenOptions};
 use dealledger::{decode_block, decode_record, At, Ledger};
@@ -702,7 +702,7 @@ fn run(args: &Args, bin: &Path) -> Res<()> {
         progress!("raw log scan + decode_record run {}/{runs} ...", r + 1);
         let t = Instant::now();
         let file = fs::read(Journal::path_in(&ledger_dir)).map_err(err("read the log file"))?;
-        let frames = decode_frames(&file).map_err(err("decode_frames"))?;
+        let (_, frames) = decode_file(&file).map_err(err("decode_file"))?;
         let (mut count, mut bytes) = (0u64, 0u64);
         for (_, block) in &frames {
             for value in decode_block(block).map_err(err("decode_block"))? {

@@ -1253,7 +1253,7 @@ mod tests {
         }
         // The same blocks in the sled tree of an earlier release, and no journal.
         let journal = Journal::path_in(dir.path());
-        let frames = crate::journal::decode_frames(&std::fs::read(&journal).expect("read")).expect("frames");
+        let (_, frames) = crate::journal::decode_file(&std::fs::read(&journal).expect("read")).expect("frames");
         assert_eq!(frames.iter().map(|(f, _)| f.first).collect::<Vec<_>>(), vec![1, 2, 258]);
         {
             let db = sled::Config::new().path(dir.path().join("log")).segment_size(128 << 10).open().expect("sled");
@@ -1269,7 +1269,7 @@ mod tests {
         let blocks = |frames: Vec<(Frame, Vec<u8>)>| -> Vec<(u64, u32, i64, Vec<u8>)> {
             frames.into_iter().map(|(f, bytes)| (f.first, f.count, f.stamp, bytes)).collect()
         };
-        let copied = crate::journal::decode_frames(&std::fs::read(&journal).expect("read")).expect("frames");
+        let (_, copied) = crate::journal::decode_file(&std::fs::read(&journal).expect("read")).expect("frames");
         assert_eq!(blocks(copied), blocks(frames));
         let read: Vec<StoredEvent> = store.records_from(0).collect::<Result<_>>().expect("records");
         assert_eq!(read, recs);

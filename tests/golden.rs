@@ -43,6 +43,11 @@ fn text(s: &str) -> Option<String> {
     Some(s.to_owned())
 }
 
+/// A fixed, recognisable 16-byte pattern.
+fn bytes16(salt: u8) -> [u8; 16] {
+    std::array::from_fn(|i| (i as u8).wrapping_mul(3).wrapping_add(salt))
+}
+
 /// A fixed, recognisable 32-byte pattern.
 fn bytes32(salt: u8) -> [u8; 32] {
     std::array::from_fn(|i| (i as u8).wrapping_mul(7).wrapping_add(salt))
@@ -359,7 +364,8 @@ fn golden_log() -> (Vec<dealledger::journal::Block>, Vec<u8>) {
     let block = |first, count, stamp, bytes| dealledger::journal::Block { first, count, stamp, bytes };
     let blocks =
         vec![block(1, 2, stamp(0), encode_block(&recs[..2])), block(127, 1, stamp(2), encode_block(&recs[2..]))];
-    let file = dealledger::journal::encode_file(&blocks);
+    // (a fixed salt: a new file gets a random one)
+    let file = dealledger::journal::encode_file(&bytes16(0x5a), &blocks);
     (blocks, file)
 }
 
@@ -381,7 +387,8 @@ fn the_log_file_keeps_its_golden_bytes() {
         }
         Err(e) => panic!("read {}: {e}", path.display()),
     }
-    let decoded = dealledger::journal::decode_frames(&file).expect("whole frames");
+    let (salt, decoded) = dealledger::journal::decode_file(&file).expect("whole frames");
+    assert_eq!(salt, bytes16(0x5a));
     let back: Vec<dealledger::journal::Block> = decoded
         .into_iter()
         .map(|(f, bytes)| dealledger::journal::Block { first: f.first, count: f.count, stamp: f.stamp, bytes })

@@ -181,7 +181,7 @@ fn a_flipped_bit_in_a_stored_block_fails_its_checksum_and_is_named() {
     ledger_with_story(dir.path());
     let path = dealledger::journal::Journal::path_in(&dir.path().join("db"));
     let mut bytes = std::fs::read(&path).expect("read the log");
-    let frames = dealledger::journal::decode_frames(&bytes).expect("whole frames");
+    let (_, frames) = dealledger::journal::decode_file(&bytes).expect("whole frames");
     let (middle, _) = frames[1];
     assert_eq!(middle.first, 7, "the middle block");
     bytes[middle.offset as usize + 40] ^= 0x10;
@@ -203,7 +203,8 @@ fn a_torn_last_append_is_cut_off_at_the_open_and_its_bytes_kept() {
     let whole = std::fs::read(&path).expect("read the log");
     let block =
         dealledger::journal::Block { first: 19, count: 1, stamp: 0, bytes: b"a block that never made it".to_vec() };
-    let torn = dealledger::journal::encode_frame(whole.len() as u64, &block);
+    let (salt, _) = dealledger::journal::decode_file(&whole).expect("whole frames");
+    let torn = dealledger::journal::encode_frame(&salt, whole.len() as u64, &block);
     let mut bytes = whole.clone();
     bytes.extend_from_slice(&torn[..torn.len() - 5]);
     std::fs::write(&path, &bytes).expect("write");

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use dealledger::journal::{decode_frames, encode_file, Block, Journal};
+use dealledger::journal::{decode_file, encode_file, Block, Journal};
 use dealledger::{decode_block, decode_record, encode_block, encode_record, Ledger, StoredEvent};
 
 /// The Meta / Scale AI story (18 events).
@@ -25,11 +25,11 @@ pub fn ledger_with_story(dir: &Path) {
 /// framed and checksummed anew, as a tamperer who knows the format would.
 pub fn rewrite_log(dir: &Path, change: impl FnOnce(&mut Vec<Block>)) {
     let path = Journal::path_in(&dir.join("db"));
-    let frames = decode_frames(&std::fs::read(&path).expect("read the log")).expect("whole frames");
+    let (salt, frames) = decode_file(&std::fs::read(&path).expect("read the log")).expect("whole frames");
     let mut blocks =
         frames.into_iter().map(|(f, bytes)| Block { first: f.first, count: f.count, stamp: f.stamp, bytes }).collect();
     change(&mut blocks);
-    std::fs::write(&path, encode_file(&blocks)).expect("write the log");
+    std::fs::write(&path, encode_file(&salt, &blocks)).expect("write the log");
 }
 
 /// Rewrites the block holding `seq` with `change`, given its first seq.
