@@ -1078,37 +1078,26 @@ mod recovery_tests {
         assert!(bad.is_empty(), "{} failures, e.g. {:?}", bad.len(), &bad[..bad.len().min(5)]);
     }
 
-    /// Simplest form: torn tail (last byte missing) and a frame in the
-    /// last block's note.
+    /// A torn tail (its last byte missing) whose last block holds a frame
+    /// (naming a later seq, or seq 1, below the watermark): still cut, and
+    /// appends go on.
     #[test]
-    fn probe_frame_in_a_note_makes_a_torn_tail_refused() {
-        let mut b = filler(9, 100);
-        b.extend(fake_frame(10_000, 0, true));
-        let log = build(&earlier(), &[blk(7, 2, filler(7, 80)), blk(9, 1, b)]);
-        let bytes = [log.whole.clone(), log.last[..log.last.len() - 1].to_vec()].concat();
-        log.write(&bytes);
-        let j = Journal::open(&log.path(), 6).unwrap();
-        let err = j.append(&[blk(10, 1, vec![1])]).err();
-        assert!(err.is_none(), "torn tail not cut, appends refused: {err:?}");
+    fn probe_frame_in_a_payload_does_not_stop_a_torn_tail_from_being_cut() {
+        for fake_first in [10_000, 1] {
+            let mut b = filler(9, 100);
+            b.extend(fake_frame(fake_first, 0, true));
+            let log = build(&earlier(), &[blk(7, 2, filler(7, 80)), blk(9, 1, b)]);
+            let bytes = [log.whole.clone(), log.last[..log.last.len() - 1].to_vec()].concat();
+            log.write(&bytes);
+            let j = Journal::open(&log.path(), 6).unwrap();
+            let err = j.append(&[blk(10, 1, vec![1])]).err();
+            assert!(err.is_none(), "fake seq {fake_first}: torn tail not cut, appends refused: {err:?}");
+        }
     }
 
-    /// A note whose fake frame names seq 1: the torn tail is reported as
-    /// losing acknowledged seqs.
-    #[test]
-    fn probe_frame_in_a_note_with_a_low_seq() {
-        let mut b = filler(9, 100);
-        b.extend(fake_frame(1, 0, true));
-        let log = build(&earlier(), &[blk(7, 2, filler(7, 80)), blk(9, 1, b)]);
-        let bytes = [log.whole.clone(), log.last[..log.last.len() - 1].to_vec()].concat();
-        log.write(&bytes);
-        let j = Journal::open(&log.path(), 6).unwrap();
-        let err = j.append(&[blk(10, 1, vec![1])]).err();
-        assert!(err.is_none(), "torn tail not cut, appends refused: {err:?}");
-    }
-
-    /// The quick path trusts the frame found from the end whenever its first
-    /// seq is acknowledged: a crash that leaves the file ending exactly where
-    /// a fake frame in a note ends keeps the torn append.
+    /// A crash that leaves the file ending exactly where a frame written
+    /// into a payload ends: the quick path must not take it for the last
+    /// frame (its checksum needs the file's salt and its own offset).
     #[test]
     fn probe_quick_path_fooled_by_a_frame_in_a_note() {
         let mut b = filler(9, 100);
@@ -1153,7 +1142,7 @@ mod recovery_tests {
 
     /// A finished append whose block fails its checksum, followed by the
     /// torn start of a later append: the later append proves the earlier one
-    /// was fsynced and acknowledged (the watermark lags), yet it is cut.
+    /// was fsynced and acknowledged (the watermark lags), so it is kept.
     #[test]
     fn probe_finished_append_followed_by_a_later_one_is_cut_for_a_bad_checksum() {
         let log = build(&earlier(), &[blk(7, 2, filler(7, 80)), blk(9, 1, filler(9, 100))]);
@@ -1316,8 +1305,8 @@ mod recovery_tests {
     }
 
     /// A whole log that ends below the acknowledged seqs (cut at an append
-    /// boundary, or replaced by an older copy): the quick path accepts it and
-    /// appends reuse acknowledged seqs; `recover` would have refused.
+    /// boundary, or replaced by an older copy): appends are refused, as
+    /// `recover` refuses them.
     #[test]
     fn probe_quick_path_ignores_acknowledged_beyond_the_end() {
         let log = build(&earlier(), &last_append());
