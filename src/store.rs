@@ -206,7 +206,7 @@ impl Store {
         let meta = index_db.open_tree("meta")?;
         // The index's watermark is set only once an append is durable: a
         // repair of the log must never cut what it covers.
-        let acknowledged = meta.get("indexed")?.and_then(|v| seq_of_bytes(&v)).unwrap_or(0);
+        let acknowledged = indexed_in(&meta)?;
         let log = Journal::open(&journal, acknowledged).map_err(|e| match e {
             Error::Io(io) => cannot_open(access_hint(&io)),
             other => other,
@@ -464,7 +464,7 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] on a read failure.
     pub fn indexed(&self) -> Result<u64> {
-        Ok(self.meta.get("indexed")?.and_then(|v| seq_of_bytes(&v)).unwrap_or(0))
+        indexed_in(&self.meta)
     }
 
     /// Records `seq` as the derived trees' watermark.
@@ -999,6 +999,11 @@ fn locked(ledger: &Path) -> Error {
         Ok(url) if !url.trim().is_empty() => Error::Served { path: ledger.to_path_buf(), url: url.trim().to_owned() },
         _ => Error::Locked(ledger.to_path_buf()),
     }
+}
+
+/// The derived trees' watermark as stored in `meta` (0 when none).
+fn indexed_in(meta: &sled::Tree) -> Result<u64> {
+    Ok(meta.get("indexed")?.and_then(|v| seq_of_bytes(&v)).unwrap_or(0))
 }
 
 /// Takes the ledger's lock: an exclusive `flock` on `<ledger>/lock`, held
