@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::codec::{self, TimelinePart};
 use crate::error::Result;
 use crate::event::{Event, Kind, StoredEvent};
-use crate::store::{Ns, Store, StoredTimeline, TimelineWrite};
+use crate::store::{timeline_key, Ns, Store, StoredTimeline, TimelineWrite};
 use crate::timeline::{timeline_refs_of, Fact, Registration, StoredBody, TimelineKey, Topics};
 use crate::value::{Date, EntityId};
 
@@ -108,7 +108,7 @@ impl StagedTimeline {
     /// merged in fold order, each seq once (a record indexed again after a
     /// crash keeps its stored fact, which comes first), whole or as a delta
     /// (see [`StoredTimeline::write`]).
-    fn encode(&mut self, key: &TimelineKey) -> TimelineWrite {
+    fn encode(&mut self, key: &TimelineKey, whole: bool) -> TimelineWrite {
         self.sorted();
         let stored = self.stored.as_ref();
         let kept: Vec<TimelinePart<'_>> = match stored {
@@ -120,7 +120,7 @@ impl StagedTimeline {
         let decoded = self.facts.iter().map(|f| TimelinePart::Fact(f));
         let mut parts = codec::merge_in_order(kept, decoded, TimelinePart::key);
         parts.dedup_by_key(|part| part.seq());
-        StoredTimeline::write(stored, &parts, self.rewrite, (key.0, &key.1))
+        StoredTimeline::write(stored, &parts, self.rewrite || whole, (key.0, &key.1))
     }
 }
 
@@ -546,8 +546,11 @@ impl<'a> Indexer<'a> {
     /// # Errors
     /// Storage errors.
     pub fn finish(mut self) -> Result<()> {
-        let written =
-            self.touched.iter().zip(self.timelines.iter_mut()).map(|((key, _), staged)| (key, staged.encode(key)));
+        let written = self
+            .touched
+            .iter()
+            .zip(self.timelines.iter_mut())
+            .map(|((key, _), staged)| (key, staged.encode(key, false)));
         self.store.write_index(&self.ids, written, !self.fresh)?;
         for seq in &self.staged_retractions {
             if let Some(by) = self.retractions.get(seq) {
@@ -555,6 +558,28 @@ impl<'a> Indexer<'a> {
             }
         }
         Ok(())
+    }
+}
+
+impl Indexer<'_> {
+    /// Writes everything staged as a sorted run holding the derived values
+    /// up to seq `upto` (see `run`), and returns its name, for an index that
+    /// holds nothing else: a rebuild, or a bulk load into an empty index
+    /// ([`Store::index_is_empty`]). Every timeline is written whole. The
+    /// run is seen once [`Store::install_run`] names it.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn write_run(mut self, upto: u64) -> Result<String> {
+        let retracted: Vec<(u64, u64)> =
+            self.staged_retractions.iter().filter_map(|seq| self.retractions.get(seq).map(|by| (*seq, *by))).collect();
+        let timelines = self.touched.iter().zip(self.timelines.iter_mut()).map(|((key, _), staged)| {
+            let value = match staged.encode(key, true) {
+                TimelineWrite::Whole(value) | TimelineWrite::Delta(value) => value, // (whole: never a delta)
+            };
+            (timeline_key(key.0, &key.1), value)
+        });
+        self.store.write_run(upto, timelines, &self.ids, &retracted)
     }
 }
 

@@ -9,7 +9,7 @@
 //! part of an append. This module must never hold domain rules itself; it
 //! sequences `json`, `validate`, `store` and `query`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +28,7 @@ use crate::par;
 use crate::query::Query;
 use crate::replay::{FoldOrder, History};
 use crate::store::{chain_hash, chain_hash_of, Ns, Store};
-use crate::timeline::{TimelineKey, View};
+use crate::timeline::View;
 use crate::validate::{self, Origin};
 use crate::value::{Date, EntityId, Timestamp};
 
@@ -108,6 +108,10 @@ pub struct Receipt {
 /// one event's fsync waited longer for the disk than the index took (p50
 /// 0.96 against 0.76 ms).
 const OVERLAPPED_BATCH: usize = 64;
+
+/// A batch of at least this many events into an empty index is indexed as
+/// a sorted run (see `run`) instead of into the trees: a bulk load.
+const RUN_BATCH: usize = 4_096;
 
 /// The phases of an append, for progress displays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,6 +280,10 @@ impl Ledger {
     fn catch_up(&self, head: u64) -> Result<()> {
         let indexed = self.store.indexed()?;
         lost_records(head, indexed)?;
+        if head >= RUN_BATCH as u64 && self.store.index_is_empty()? {
+            // (an index lost before its first run was named: build the run)
+            return self.rebuild(head);
+        }
         if indexed < head {
             let mut indexer = Indexer::new(&self.store);
             let mut numbering = Numbering::default();
@@ -305,21 +313,21 @@ impl Ledger {
         Ok(head)
     }
 
-    /// Writes every derived index afresh from the log's records up to `head`.
+    /// Writes every derived value afresh from the log's records up to
+    /// `head`, as a new sorted run that replaces the index's run and trees
+    /// (see [`Store::install_run`]; readers meanwhile read the old values,
+    /// which say the same).
     fn rebuild(&self, head: u64) -> Result<()> {
+        if head == 0 {
+            // (an empty log: an empty index, without a run, takes a bulk load as a run)
+            return self.store.clear_derived();
+        }
         let mut indexer = Indexer::fresh(&self.store);
         let mut numbering = Numbering::default();
         self.store.scan_from(0, move |rec, body| numbering.prepare(rec, body), |p| indexer.add_prepared(p))?;
-        // Stale timelines are removed while the new ones are written (never one of them).
-        let keep: HashSet<TimelineKey> = indexer.touched().iter().map(|(key, _)| key.clone()).collect();
-        std::thread::scope(|scope| {
-            let removal = scope.spawn(|| self.store.remove_other_timelines(&keep));
-            let written = indexer.finish();
-            let removed = removal.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            written.and(removed)
-        })?;
-        self.store.clear_deltas()?;
-        self.store.set_indexed(head)?;
+        let name = indexer.write_run(head)?;
+        self.store.install_run(&name, head)?;
+        self.store.clear_trees()?;
         self.visible.store(head, Ordering::Release);
         Ok(())
     }
@@ -531,6 +539,7 @@ impl Ledger {
         observe(Phase::Validating(records.len()));
         let staged = validate::check(&self.store, records, origins)?;
         observe(Phase::Writing(records.len()));
+        let as_run = records.len() >= RUN_BATCH && self.store.index_is_empty()?;
         let indexed = if records.len() < OVERLAPPED_BATCH {
             self.store.append_durably(records)?;
             staged.finish()
@@ -539,15 +548,19 @@ impl Ledger {
             // updates the derived index. The index may so hold facts of
             // records that never reach the log: the pending mark, written
             // first, tells the next open, and readers never see them, as they
-            // read up to the visible seq alone.
+            // read up to the visible seq alone. A run is named only once
+            // the log's write succeeded.
             self.store.set_pending(last)?;
             let (written, indexed) = std::thread::scope(|scope| {
                 let log = scope.spawn(|| self.store.append_durably(records));
-                let indexed = staged.finish();
+                let indexed = if as_run { staged.write_run(last).map(Some) } else { staged.finish().map(|()| None) };
                 (log.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), indexed)
             });
+            if let (Err(_), Ok(Some(name))) = (&written, &indexed) {
+                self.store.discard_run(name);
+            }
             written?;
-            indexed
+            indexed.and_then(|run| run.map_or(Ok(()), |name| self.store.install_run(&name, last)))
         };
         // The append is durable from here on, so it is acknowledged whatever
         // befalls the derived index (a full disk, say): an error now would
@@ -1025,6 +1038,90 @@ mod tests {
     }
 
     #[test]
+    fn a_bulk_load_is_indexed_as_a_run_that_later_appends_build_on() {
+        // One ledger takes a bulk load (a run), the other the same events in
+        // small appends (the trees): their derived values agree, and keep
+        // agreeing as appends, retractions of facts in the run among them,
+        // go to the trees over the run.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = crate::testkit::GenOptions { events: 9_000, retract_pct: 3.0, ..Default::default() };
+        let lines = crate::testkit::generate(&opts).expect("history");
+        let (loaded, later) = lines.split_at(RUN_BATCH + 1_000);
+        let bulk = Ledger::open_or_create(dir.path().join("bulk")).expect("open");
+        let small = Ledger::open_or_create(dir.path().join("small")).expect("open");
+        bulk.append_text(&loaded.join("\n")).expect("bulk load");
+        for part in loaded.chunks(700) {
+            small.append_text(&part.join("\n")).expect("append");
+        }
+        let run = bulk.store.run().expect("the bulk load is a run");
+        assert_eq!(run.upto(), loaded.len() as u64);
+        assert!(bulk.store.index_tree("timeline").expect("tree").is_empty(), "nothing in the trees");
+        assert!(small.store.run().is_none(), "small appends go to the trees");
+        assert_eq!(bulk.store.derived_values(), small.store.derived_values());
+        for part in later.chunks(300) {
+            bulk.append_text(&part.join("\n")).expect("append");
+            small.append_text(&part.join("\n")).expect("append");
+        }
+        assert!(!bulk.store.index_tree("timeline").expect("tree").is_empty(), "later appends go to the trees");
+        let derived = small.store.derived_values();
+        assert!(derived.iter().any(|(tag, key, _)| *tag == b'r' && seq_of_bytes_for_test(key) <= run.upto()));
+        assert_eq!(bulk.store.derived_values(), derived);
+        // A retry of an event stored in the run is found there (a no-op).
+        let retried = bulk.append_text(&loaded[10]).expect("retry");
+        assert_eq!((retried[0].seq, bulk.last_seq()), (11, lines.len() as u64));
+        drop((bulk, run));
+        let bulk = Ledger::open(dir.path().join("bulk")).expect("reopen");
+        assert_eq!(bulk.store.derived_values(), derived);
+        // A rebuild makes one run of it all and empties the trees.
+        bulk.reindex().expect("reindex");
+        assert_eq!(bulk.store.run().expect("run").upto(), lines.len() as u64);
+        assert!(bulk.store.index_tree("timeline").expect("tree").is_empty());
+        assert_eq!(bulk.store.derived_values(), derived);
+        let runs = std::fs::read_dir(dir.path().join("bulk").join("index")).expect("dir");
+        let runs = runs.filter(|e| e.as_ref().expect("entry").file_name().to_string_lossy().starts_with("run-"));
+        assert_eq!(runs.count(), 1, "the replaced run is removed");
+    }
+
+    fn seq_of_bytes_for_test(key: &[u8]) -> u64 {
+        u64::from_be_bytes(key.try_into().expect("a seq key"))
+    }
+
+    #[test]
+    fn a_run_named_but_missing_or_damaged_is_rebuilt_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let opts = crate::testkit::GenOptions { events: RUN_BATCH + 100, ..Default::default() };
+        let lines = crate::testkit::generate(&opts).expect("history");
+        let (question, derived) = {
+            let ledger = Ledger::open_or_create(&path).expect("open");
+            ledger.append_text(&lines.join("\n")).expect("bulk load");
+            let company = lines[0].split("\"company\":\"").nth(1).and_then(|s| s.split('"').next()).expect("slug");
+            let question = format!(r#"{{"cmd":"ownership","id":"{company}","as_of":"2030-01-01"}}"#);
+            let answer = ledger.answer_line(&question).expect("answer");
+            ((question, answer), ledger.store.derived_values())
+        };
+        let run_file = || {
+            let entries = std::fs::read_dir(path.join("index")).expect("dir").map(|e| e.expect("entry").path());
+            entries
+                .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("run-")))
+                .collect::<Vec<_>>()
+        };
+        let [file] = run_file().try_into().expect("one run");
+        // A leftover of an unfinished run is removed; a torn footer is damage.
+        std::fs::write(path.join("index").join("run-0000000000000001.tmp"), b"partial").expect("leftover");
+        let bytes = std::fs::read(&file).expect("read");
+        std::fs::write(&file, &bytes[..bytes.len() - 3]).expect("tear");
+        for damage in ["torn", "missing"] {
+            let ledger = Ledger::open(&path).expect("reopen");
+            assert_eq!(ledger.answer_line(&question.0).expect("answer"), question.1, "{damage}");
+            assert_eq!(ledger.store.derived_values(), derived, "{damage}");
+            drop(ledger);
+            assert_eq!(run_file().len(), 1, "{damage}: the rebuilt run alone");
+            std::fs::remove_file(&run_file()[0]).expect("remove");
+        }
+    }
+
+    #[test]
     fn a_stale_index_is_rebuilt_in_a_new_database() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("db");
@@ -1088,13 +1185,19 @@ mod tests {
         let answer = ledger.answer_line(question).expect("answer");
         assert!(answer.contains("c299") && !answer.contains("\"c150\""), "{answer}");
         let appended = ledger.store.derived_values();
-        // A rebuild removes stale timelines while it writes the new ones:
-        // that must leave the deltas of the old ones (readers meanwhile).
-        let stored = ledger.store.stored_timeline(Ns::Entity, &fund).expect("read").expect("stored").len();
-        let keep: HashSet<TimelineKey> = [(Ns::Entity, fund.clone())].into();
-        ledger.store.remove_other_timelines(&keep).expect("remove");
-        let kept = ledger.store.stored_timeline(Ns::Entity, &fund).expect("read").expect("stored").len();
-        assert_eq!(kept, stored, "the fund's delta is still read");
+        // A rebuild names its run under the trees, then empties them,
+        // timelines first: read at each step, the fund's timeline is whole.
+        let whole = |l: &Ledger| l.store.stored_timeline(Ns::Entity, &fund).expect("read").expect("stored").len();
+        let stored = whole(&ledger);
+        let mut indexer = Indexer::fresh(&ledger.store);
+        for rec in ledger.store.records_from(0) {
+            indexer.add(&rec.expect("record")).expect("stage");
+        }
+        let name = indexer.write_run(ledger.last_seq()).expect("run");
+        ledger.store.install_run(&name, ledger.last_seq()).expect("install");
+        assert_eq!(whole(&ledger), stored, "the trees over the run");
+        ledger.store.index_tree("timeline").expect("tree").clear().expect("clear");
+        assert_eq!(whole(&ledger), stored, "the run's base, the old delta skipped");
         ledger.reindex().expect("reindex");
         assert_eq!(ledger.store.derived_values(), appended);
         assert_eq!(ledger.answer_line(question).expect("answer"), answer);

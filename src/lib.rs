@@ -41,6 +41,7 @@ mod par;
 mod projection;
 mod query;
 mod replay;
+mod run;
 pub mod server;
 mod store;
 pub mod testkit;

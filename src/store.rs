@@ -1,7 +1,8 @@
 //! The append-only log, and the derived indexes beside it.
 //!
-//! A ledger directory holds the log file `journal` and a sled database
-//! `index/`. The log is the only source of truth: blocks of consecutive
+//! A ledger directory holds the log file `journal` and the derived index
+//! `index/`: a sled database of trees, and at most one sorted run file
+//! (`run-<hex>`, see `run`) beneath them. The log is the only source of truth: blocks of consecutive
 //! records (see `codec::encode_block`) in checksummed frames, appended and
 //! fsynced by [`Journal`]; one append writes whole blocks, never extends one,
 //! and is durable when [`Store::append_durably`] returns. `index/` holds every
@@ -13,6 +14,14 @@
 //! it may hold beyond the log: above the head, it is rebuilt on open). A
 //! ledger written by an earlier release keeps its log in a sled database
 //! `log/`; its first open copies it into a `journal` (see `migrate_sled_log`).
+//!
+//! The run holds the derived values of a bulk load into an empty index, or
+//! of a rebuild, up to one seq; appends after it write to the trees, which
+//! readers consult first (a timeline's value in `timeline` replaces the
+//! run's, a delta extends whichever base is read). A run is written whole
+//! and fsynced under a temporary name, then named in `meta/run` together
+//! with the watermark, in one sled batch; any other run file is removed at
+//! open. A run named but unreadable makes the index stale (rebuilt on open).
 //!
 //! Key layout of the index (all integers big-endian, fixed width, built only here):
 //! * `ids`: `bucket u16 | first seq u64` → a run of entries `uuid [16] | seq
@@ -32,7 +41,8 @@
 //! * `retracted`: `seq u64` → `retraction seq u64`.
 //! * `meta`: `indexed` → `seq u64` (the derived trees' watermark);
 //!   `pending` → `seq u64` (the last seq whose facts they may hold);
-//!   `derived_version` → `u8` (their format: another one is rebuilt on open).
+//!   `derived_version` → `u8` (their format: another one is rebuilt on open);
+//!   `run` → the file name of the index's run, if it has one.
 //!
 //! This module must never decide whether an event is valid: it stores what the
 //! ledger hands it and answers range reads.
@@ -48,6 +58,7 @@ use crate::error::{cause_of, Error, Result};
 use crate::event::{Hash, StoredEvent};
 use crate::journal::{Frame, Journal};
 use crate::json;
+use crate::run::{self, Run};
 use crate::timeline::Fact;
 use crate::value::EntityId;
 
@@ -136,7 +147,7 @@ fn id_entry(id: &Uuid, seq: u64) -> [u8; ID_ENTRY] {
     entry
 }
 
-fn timeline_key(ns: Ns, slug: &EntityId) -> Vec<u8> {
+pub fn timeline_key(ns: Ns, slug: &EntityId) -> Vec<u8> {
     let mut key = Vec::with_capacity(slug.as_str().len() + 1);
     key.push(ns.byte());
     key.extend_from_slice(slug.as_str().as_bytes());
@@ -154,6 +165,12 @@ pub struct Store {
     delta: sled::Tree,
     retracted: sled::Tree,
     meta: sled::Tree,
+    /// The sorted run that `meta/run` names, if any (see `run`): the
+    /// derived values of a bulk load or a rebuild, read under the trees.
+    run: std::sync::RwLock<Option<std::sync::Arc<Run>>>,
+    /// Whether `meta/run` names a run that could not be opened (the
+    /// derived index must then be rebuilt: see [`Store::derived_current`]).
+    run_missing: bool,
     /// Set when a durable write failed: what reached the disk is then
     /// unknown (a failed fsync may have dropped pages), so this `Store`
     /// appends no more; reopening reads what the disk holds.
@@ -207,6 +224,7 @@ impl Store {
         // The index's watermark is set only once an append is durable: a
         // repair of the log must never cut what it covers.
         let acknowledged = indexed_in(&meta)?;
+        let (run, run_missing) = open_named_run(&index_dir, &meta)?;
         let log = Journal::open(&journal, acknowledged).map_err(|e| match e {
             Error::Io(io) => cannot_open(access_hint(&io)),
             other => other,
@@ -223,6 +241,8 @@ impl Store {
             retracted: index_db.open_tree("retracted")?,
             meta,
             index_db,
+            run: std::sync::RwLock::new(run.map(std::sync::Arc::new)),
+            run_missing,
             _lock: lock,
         })
     }
@@ -505,6 +525,9 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] on a read failure.
     pub fn derived_current(&self) -> Result<bool> {
+        if self.run_missing {
+            return Ok(false);
+        }
         Ok(self.meta.get("derived_version")?.is_some_and(|v| v.as_ref() == [codec::DERIVED_VERSION]))
     }
 
@@ -535,18 +558,99 @@ impl Store {
         Ok(self.index_db.open_tree(name)?)
     }
 
-    /// Drops every derived tree (they are rebuilt from the log by the ledger)
-    /// and marks them as of this release's derived format.
+    /// Drops every derived value (they are rebuilt from the log by the ledger)
+    /// and marks the index as of this release's derived format.
     ///
     /// # Errors
     /// [`Error::Storage`] on a write failure.
     pub fn clear_derived(&self) -> Result<()> {
-        for tree in [&self.ids, &self.timeline, &self.delta, &self.retracted] {
-            tree.clear()?;
-        }
+        self.name_run(None, 0)?;
+        self.clear_trees()?;
         self.meta.insert("derived_version", &[codec::DERIVED_VERSION])?;
         self.meta.remove("pending")?;
-        self.set_indexed(0)
+        Ok(())
+    }
+
+    /// Empties the derived trees, once a run holds everything they held
+    /// (after a rebuild, see [`Store::install_run`]). Timelines go before
+    /// deltas: a base removed falls back to the run's, which holds its
+    /// delta's facts (and the delta, extending an older base, is skipped),
+    /// while a delta removed first would leave its base without its newest
+    /// facts until the base goes too.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a write failure.
+    pub fn clear_trees(&self) -> Result<()> {
+        for tree in [&self.timeline, &self.delta, &self.ids, &self.retracted] {
+            tree.clear()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the derived index holds nothing: no watermark, no run, empty
+    /// trees (a new ledger, or one whose index is being rebuilt). A large
+    /// batch into it is indexed as a run (see [`Store::write_run`]).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on a read failure.
+    pub fn index_is_empty(&self) -> Result<bool> {
+        let trees = [&self.timeline, &self.delta, &self.ids, &self.retracted];
+        Ok(self.indexed()? == 0 && self.run().is_none() && trees.iter().all(|t| t.is_empty()))
+    }
+
+    /// The current sorted run, if any.
+    pub fn run(&self) -> Option<std::sync::Arc<Run>> {
+        self.run.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Writes a sorted run of derived values up to seq `upto` (see `run`)
+    /// beside the index and returns its name; readers see it once
+    /// [`Store::install_run`] names it.
+    ///
+    /// # Errors
+    /// [`Error::Io`] on a write failure (nothing is left behind).
+    pub fn write_run(
+        &self,
+        upto: u64,
+        timelines: impl Iterator<Item = (Vec<u8>, Vec<u8>)>,
+        ids: &[(Uuid, u64)],
+        retracted: &[(u64, u64)],
+    ) -> Result<String> {
+        run::write(&self.path.join("index"), upto, timelines, ids, retracted)
+    }
+
+    /// Removes a run that was written but will never be named (its append failed).
+    pub fn discard_run(&self, name: &str) {
+        let _ = std::fs::remove_file(Run::path_in(&self.path.join("index"), name));
+    }
+
+    /// Makes the run `name` (written by [`Store::write_run`]) the index's
+    /// run, with `indexed` as the watermark, in one atomic write of `meta`;
+    /// then removes the run it replaces. The trees stay: what they hold
+    /// answers as the run does (see [`Store::clear_trees`]).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the run does not open; storage errors.
+    pub fn install_run(&self, name: &str, indexed: u64) -> Result<()> {
+        self.name_run(Some(name), indexed)
+    }
+
+    /// Names a run (or none) and sets the watermark, then swaps the run
+    /// readers see and removes every other run file once `meta` is durable.
+    fn name_run(&self, name: Option<&str>, indexed: u64) -> Result<()> {
+        let dir = self.path.join("index");
+        let opened = name.map(|n| Run::open(&Run::path_in(&dir, n))).transpose()?;
+        let mut batch = sled::Batch::default();
+        match name {
+            Some(name) => batch.insert("run", name.as_bytes()),
+            None => batch.remove("run"),
+        }
+        batch.insert("indexed", &seq_key(indexed));
+        self.meta.apply_batch(batch)?;
+        *self.run.write().unwrap_or_else(std::sync::PoisonError::into_inner) = opened.map(std::sync::Arc::new);
+        self.index_db.flush()?;
+        remove_other_runs(&dir, name);
+        Ok(())
     }
 
     /// Adds ids and writes timelines (given encoded, see
@@ -579,35 +683,6 @@ impl Store {
         insert_in_batches(&self.delta, deltas)
     }
 
-    /// Removes every stored timeline whose key is not in `keep` (after a
-    /// rebuild; deltas stay until [`Store::clear_deltas`]).
-    ///
-    /// # Errors
-    /// [`Error::Storage`] on a read or write failure.
-    pub fn remove_other_timelines(&self, keep: &std::collections::HashSet<(Ns, EntityId)>) -> Result<()> {
-        let keep: std::collections::HashSet<Vec<u8>> = keep.iter().map(|(ns, slug)| timeline_key(*ns, slug)).collect();
-        for key in self.timeline.iter().keys() {
-            let key = key?;
-            if !keep.contains(key.as_ref()) {
-                self.timeline.remove(key)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes every delta, once a rebuild has written every timeline whole:
-    /// each delta then extends an older base and readers skip it, so none of
-    /// them misses a fact meanwhile, and a crash midway leaves only deltas
-    /// that are skipped. (Removed before the new bases are in, a delta's
-    /// facts would be missing from the old base until then, and for good
-    /// after a crash.)
-    ///
-    /// # Errors
-    /// [`Error::Storage`] on a write failure.
-    pub fn clear_deltas(&self) -> Result<()> {
-        Ok(self.delta.clear()?)
-    }
-
     /// Marks `seq` as retracted by the retraction at `by`.
     ///
     /// # Errors
@@ -629,7 +704,7 @@ impl Store {
                 return Ok(seq_of_bytes(&entries[i][16..]));
             }
         }
-        Ok(None)
+        self.run().map_or(Ok(None), |run| run.seq_of_id(id))
     }
 
     /// Adds ids to their buckets as sorted runs. A bucket is a short list
@@ -700,7 +775,10 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] on a read failure.
     pub fn retracted_by(&self, seq: u64) -> Result<Option<u64>> {
-        Ok(self.retracted.get(seq_key(seq))?.and_then(|v| seq_of_bytes(&v)))
+        match self.retracted.get(seq_key(seq))? {
+            Some(by) => Ok(seq_of_bytes(&by)),
+            None => self.run().map_or(Ok(None), |run| run.retracted_by(seq)),
+        }
     }
 
     /// The facts of one timeline in fold order (all of them, retracted or not).
@@ -722,7 +800,11 @@ impl Store {
     /// does not decode.
     pub fn stored_timeline(&self, ns: Ns, slug: &EntityId) -> Result<Option<StoredTimeline>> {
         let key = timeline_key(ns, slug);
-        StoredTimeline::read(slug, || Ok(self.timeline.get(&key)?), || Ok(self.delta.get(&key)?))
+        let base_now = || match self.timeline.get(&key)? {
+            Some(base) => Ok(Some(base)),
+            None => Ok(self.run().map(|run| run.timeline(&key)).transpose()?.flatten().map(sled::IVec::from)),
+        };
+        StoredTimeline::read(slug, base_now, || Ok(self.delta.get(&key)?))
     }
 
     /// Every derived value (ids, timelines, retractions), for tests comparing
@@ -730,6 +812,7 @@ impl Store {
     /// how they are split into runs depends on the appends that wrote them.
     #[cfg(test)]
     pub fn derived_values(&self) -> Vec<(u8, Vec<u8>, Vec<u8>)> {
+        let run = self.run();
         let mut ids: Vec<(u8, Vec<u8>, Vec<u8>)> = self
             .ids
             .iter()
@@ -737,20 +820,35 @@ impl Store {
             .filter_map(std::result::Result::ok)
             .flat_map(|run| run.chunks_exact(ID_ENTRY).map(|e| (b'i', e.to_vec(), Vec::new())).collect::<Vec<_>>())
             .collect();
+        let run_ids = run.as_ref().map(|r| r.ids().expect("run ids")).unwrap_or_default();
+        ids.extend(run_ids.iter().map(|(id, seq)| (b'i', id_entry(id, *seq).to_vec(), Vec::new())));
         ids.sort();
         ids.dedup();
-        let retracted = self.retracted.iter().filter_map(std::result::Result::ok);
-        let retracted = retracted.map(|(k, v)| (b'r', k.to_vec(), v.to_vec()));
+        let mut retracted: Vec<(u8, Vec<u8>, Vec<u8>)> = self
+            .retracted
+            .iter()
+            .filter_map(std::result::Result::ok)
+            .map(|(k, v)| (b'r', k.to_vec(), v.to_vec()))
+            .collect();
+        let run_retracted = run.as_ref().map(|r| r.retractions().expect("run retractions")).unwrap_or_default();
+        retracted.extend(run_retracted.iter().map(|(seq, by)| (b'r', seq_key(*seq).to_vec(), seq_key(*by).to_vec())));
+        retracted.sort();
+        retracted.dedup_by(|a, b| a.1 == b.1);
         ids.into_iter().chain(self.logical_timelines()).chain(retracted).collect()
     }
 
     /// Each stored timeline as one value without flags, its delta merged in
-    /// (how a timeline is split between base and delta depends on the
-    /// appends that wrote it).
+    /// (how a timeline is split between base and delta, and between the
+    /// trees and a run, depends on the appends that wrote it).
     #[cfg(test)]
     fn logical_timelines(&self) -> Vec<(u8, Vec<u8>, Vec<u8>)> {
+        let mut keys: Vec<Vec<u8>> = self.timeline.iter().keys().filter_map(|k| k.ok().map(|k| k.to_vec())).collect();
+        let run_timelines = self.run().map(|r| r.timelines().expect("run timelines")).unwrap_or_default();
+        keys.extend(run_timelines.into_iter().map(|(key, _)| key));
+        keys.sort();
+        keys.dedup();
         let mut out = Vec::new();
-        for key in self.timeline.iter().keys().filter_map(std::result::Result::ok) {
+        for key in keys {
             let ns = match key.first() {
                 Some(b'e') => Ns::Entity,
                 Some(b'd') => Ns::Deal,
@@ -760,7 +858,7 @@ impl Store {
             let Ok(Some(stored)) = self.stored_timeline(ns, &slug) else { continue };
             let parts: Vec<codec::TimelinePart<'_>> = stored.parts().collect();
             let kind = codec::ValueKind::Base { has_delta: false };
-            out.push((b't', key.to_vec(), codec::encode_timeline_parts(&parts, (ns, &slug), kind)));
+            out.push((b't', key, codec::encode_timeline_parts(&parts, (ns, &slug), kind)));
         }
         out
     }
@@ -770,7 +868,7 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] on failure.
     pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.log.size() + self.index_db.size_on_disk()?)
+        Ok(self.log.size() + self.index_db.size_on_disk()? + self.run().map_or(0, |run| run.size()))
     }
 }
 
@@ -1002,6 +1100,31 @@ fn locked(ledger: &Path) -> Error {
 }
 
 /// The derived trees' watermark as stored in `meta` (0 when none).
+/// Opens the run that `meta/run` names in the index directory, and
+/// removes any other run file (a run written by an append or rebuild that
+/// did not finish). The second value says that a run is named but could
+/// not be opened: the index must then be rebuilt.
+fn open_named_run(dir: &Path, meta: &sled::Tree) -> Result<(Option<Run>, bool)> {
+    let name = meta.get("run")?.map(|n| String::from_utf8_lossy(&n).into_owned());
+    remove_other_runs(dir, name.as_deref());
+    match name.map(|n| Run::open(&Run::path_in(dir, &n))) {
+        None => Ok((None, false)),
+        Some(Ok(run)) => Ok((Some(run), false)),
+        Some(Err(_)) => Ok((None, true)),
+    }
+}
+
+/// Removes every run file (finished or not) in `dir` but the one named `keep`.
+fn remove_other_runs(dir: &Path, keep: Option<&str>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.filter_map(std::result::Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(run::RUN_PREFIX) && Some(name.as_str()) != keep {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn indexed_in(meta: &sled::Tree) -> Result<u64> {
     Ok(meta.get("indexed")?.and_then(|v| seq_of_bytes(&v)).unwrap_or(0))
 }
