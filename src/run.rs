@@ -32,6 +32,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use uuid::Uuid;
 
@@ -61,11 +62,13 @@ struct Shape {
     key: usize,
     /// Entries per block (one sample entry each).
     stride: usize,
+    /// Whether blocks stay in memory once read (see [`Section::resident`]).
+    resident: bool,
 }
 
-const TIMELINES: Shape = Shape { width: 20, key: 8, stride: 32 };
-const IDS: Shape = Shape { width: 24, key: 16, stride: 128 };
-const RETRACTED: Shape = Shape { width: 16, key: 8, stride: 128 };
+const TIMELINES: Shape = Shape { width: 20, key: 8, stride: 32, resident: true };
+const IDS: Shape = Shape { width: 24, key: 16, stride: 128, resident: false };
+const RETRACTED: Shape = Shape { width: 16, key: 8, stride: 128, resident: true };
 
 /// A sorted section as found in a run's footer, with its sample in memory.
 #[derive(Debug)]
@@ -75,6 +78,9 @@ struct Section {
     count: u64,
     /// Per block: its first key, then its CRC-32.
     sample: Vec<u8>,
+    /// Blocks kept once read (checked), for a section read at every look-up
+    /// (the timeline table: 4 MiB at a million events); empty for others.
+    resident: Vec<OnceLock<Arc<[u8]>>>,
 }
 
 /// The stable 64-bit FNV-1a hash of a timeline key (the sort key of the
@@ -93,6 +99,44 @@ pub struct Run {
     timelines: Section,
     ids: Section,
     retracted: Section,
+    values: Mutex<ValueCache>,
+}
+
+/// Timeline values read (and checked) lately, by their offset in the file,
+/// up to a budget of bytes: a process answering many queries reads each
+/// value from the file once, a one-off query keeps only what it read.
+#[derive(Debug, Default)]
+struct ValueCache {
+    values: std::collections::HashMap<u64, (Vec<u8>, Arc<[u8]>)>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl ValueCache {
+    /// The value at `offset`, if cached: `Some(None)` when the record there
+    /// holds another key.
+    fn get(&self, offset: u64, key: &[u8]) -> Option<Option<Arc<[u8]>>> {
+        self.values.get(&offset).map(|(found, value)| (found == key).then(|| Arc::clone(value)))
+    }
+
+    /// Keeps a value, first dropping others (in the map's arbitrary order,
+    /// which is as good as random) until it fits the budget.
+    fn put(&mut self, offset: u64, key: Vec<u8>, value: Arc<[u8]>) {
+        let size = key.len() + value.len() + 64;
+        if size > self.budget {
+            return;
+        }
+        while self.bytes + size > self.budget {
+            let Some(&victim) = self.values.keys().next() else { break };
+            if let Some((k, v)) = self.values.remove(&victim) {
+                self.bytes -= k.len() + v.len() + 64;
+            }
+        }
+        if let Some((k, v)) = self.values.insert(offset, (key, value)) {
+            self.bytes -= k.len() + v.len() + 64;
+        }
+        self.bytes += size;
+    }
 }
 
 /// The error for a run that is not what it should be: derived, so a rebuild mends it.
@@ -132,7 +176,19 @@ impl Section {
         u32_at(&self.sample, block * (self.shape.key + 4) + self.shape.key)
     }
 
-    /// Reads block `block`, checked against its CRC.
+    /// Block `block`, checked against its CRC: kept in memory once read
+    /// when the section is resident.
+    fn block(&self, file: &File, path: &Path, block: usize) -> Result<Arc<[u8]>> {
+        let Some(slot) = self.resident.get(block) else { return Ok(Arc::from(self.read_block(file, path, block)?)) };
+        if let Some(bytes) = slot.get() {
+            return Ok(Arc::clone(bytes));
+        }
+        let bytes: Arc<[u8]> = Arc::from(self.read_block(file, path, block)?);
+        // (two readers may both read it; either copy will do)
+        Ok(Arc::clone(slot.get_or_init(|| bytes)))
+    }
+
+    /// Reads block `block` from the file, checked against its CRC.
     fn read_block(&self, file: &File, path: &Path, block: usize) -> Result<Vec<u8>> {
         let first = (block * self.shape.stride) as u64;
         let n = (self.count - first).min(self.shape.stride as u64) as usize;
@@ -160,7 +216,7 @@ impl Section {
         let mut block = lo.saturating_sub(1);
         let mut found = Vec::new();
         while block < blocks && self.first_key(block) <= key {
-            let bytes = self.read_block(file, path, block)?;
+            let bytes = self.block(file, path, block)?;
             let entries = bytes.chunks_exact(self.shape.width);
             found.extend(entries.filter(|e| &e[..self.shape.key] == key).map(<[u8]>::to_vec));
             block += 1;
@@ -188,7 +244,7 @@ impl Run {
     ///
     /// # Errors
     /// [`Error::Io`] when it cannot be read, [`Error::Corrupt`] when it is damaged.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
         let file = File::open(path)?;
         let size = file.metadata()?.len();
         let footer_at = size.checked_sub(FOOTER as u64).filter(|at| *at >= RUN_MAGIC.len() as u64);
@@ -221,7 +277,8 @@ impl Run {
             if crc32fast::hash(&sample) != crc {
                 return Err(damaged(path, "a sample fails its checksum"));
             }
-            Ok(Section { shape, offset, count, sample })
+            let resident = if shape.resident { (0..blocks).map(|_| OnceLock::new()).collect() } else { Vec::new() };
+            Ok(Section { shape, offset, count, sample, resident })
         };
         Ok(Self {
             upto: u64_at(&foot, 8),
@@ -231,6 +288,10 @@ impl Run {
             retracted: section(2, RETRACTED)?,
             path: path.to_path_buf(),
             file,
+            values: Mutex::new(ValueCache {
+                budget: usize::try_from(cache_bytes).unwrap_or(usize::MAX),
+                ..ValueCache::default()
+            }),
         })
     }
 
@@ -253,12 +314,22 @@ impl Run {
     ///
     /// # Errors
     /// [`Error::Io`] on a read failure, [`Error::Corrupt`] on a damaged run.
-    pub fn timeline(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub fn timeline(&self, key: &[u8]) -> Result<Option<Arc<[u8]>>> {
         for entry in self.timelines.find(&self.file, &self.path, &key_hash(key).to_be_bytes())? {
             let (offset, len) = (u64_at(&entry, 8), u32_at(&entry, 16) as usize);
-            let record = self.record(offset, len)?;
-            if record.0 == key {
-                return Ok(Some(record.1));
+            let cached = self.values.lock().unwrap_or_else(PoisonError::into_inner).get(offset, key);
+            let value = match cached {
+                Some(value) => value,
+                None => {
+                    let (found, value) = self.record(offset, len)?;
+                    let value: Arc<[u8]> = Arc::from(value);
+                    let ours = (found == key).then(|| Arc::clone(&value));
+                    self.values.lock().unwrap_or_else(PoisonError::into_inner).put(offset, found, value);
+                    ours
+                }
+            };
+            if value.is_some() {
+                return Ok(value);
             }
         }
         Ok(None)
@@ -479,7 +550,7 @@ mod tests {
         let ids: Vec<(Uuid, u64)> = (1..=n).map(|s| (id(s), s)).collect();
         let retracted: Vec<(u64, u64)> = (1..=n / 10).map(|s| (s * 7, s * 7 + 1)).collect();
         let name = write(dir, n, timelines, &ids, &retracted).expect("write");
-        Run::open(&Run::path_in(dir, &name)).expect("open")
+        Run::open(&Run::path_in(dir, &name), 1 << 20).expect("open")
     }
 
     #[test]
@@ -488,7 +559,7 @@ mod tests {
         let run = sample_run(dir.path(), 1_000);
         assert_eq!(run.upto(), 1_000);
         for i in 0..1_000u64 {
-            let value = run.timeline(format!("e{i}").as_bytes()).expect("read");
+            let value = run.timeline(format!("e{i}").as_bytes()).expect("read").map(|v| v.to_vec());
             assert_eq!(value, Some(vec![i as u8; (i % 50) as usize]), "timeline e{i}");
             assert_eq!(run.seq_of_id(&id(i + 1)).expect("id"), Some(i + 1));
         }
@@ -503,10 +574,29 @@ mod tests {
     }
 
     #[test]
+    fn the_value_cache_keeps_to_its_budget_and_answers_the_same() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = sample_run(dir.path(), 400).path().to_path_buf();
+        for budget in [0, 300, 5_000, 1 << 20] {
+            let run = Run::open(&path, budget).expect("open");
+            for pass in 0..2 {
+                for i in (0..400u64).rev() {
+                    let value = run.timeline(format!("e{i}").as_bytes()).expect("read").map(|v| v.to_vec());
+                    assert_eq!(value, Some(vec![i as u8; (i % 50) as usize]), "budget {budget}, pass {pass}, e{i}");
+                }
+                let cache = run.values.lock().expect("cache");
+                assert!(cache.bytes as u64 <= budget, "{} bytes cached of {budget}", cache.bytes);
+                let counted: usize = cache.values.values().map(|(k, v)| k.len() + v.len() + 64).sum();
+                assert_eq!(counted, cache.bytes);
+            }
+        }
+    }
+
+    #[test]
     fn an_empty_run_answers_nothing() {
         let dir = tempfile::tempdir().expect("dir");
         let name = write(dir.path(), 0, std::iter::empty(), &[], &[]).expect("write");
-        let run = Run::open(&Run::path_in(dir.path(), &name)).expect("open");
+        let run = Run::open(&Run::path_in(dir.path(), &name), 1 << 20).expect("open");
         assert_eq!(run.timeline(b"e").expect("read"), None);
         assert_eq!(run.seq_of_id(&id(1)).expect("id"), None);
         assert_eq!(run.retracted_by(1).expect("r"), None);
@@ -538,7 +628,7 @@ mod tests {
         drop(out);
         let mut sample = vec![0; 4 * (8 + 4)]; // (four blocks of 32)
         File::open(&path).expect("open").read_exact_at(&mut sample, u64_at(&foot, 16)).expect("sample");
-        let section = Section { shape: TIMELINES, offset: 0, count: 100, sample };
+        let section = Section { shape: TIMELINES, offset: 0, count: 100, sample, resident: Vec::new() };
         let file = File::open(&path).expect("open");
         let found = section.find(&file, &path, &20u64.to_be_bytes()).expect("find");
         let mut offsets: Vec<u64> = found.iter().map(|e| u64_at(e, 8)).collect();
@@ -559,9 +649,9 @@ mod tests {
             let mut bad = good.clone();
             bad[at] ^= 0x10;
             std::fs::write(&path, &bad).expect("write");
-            let Ok(run) = Run::open(&path) else { continue };
+            let Ok(run) = Run::open(&path, 1 << 20) else { continue };
             for i in (0..300u64).step_by(7) {
-                match run.timeline(format!("e{i}").as_bytes()) {
+                match run.timeline(format!("e{i}").as_bytes()).map(|v| v.map(|v| v.to_vec())) {
                     Ok(value) => assert_eq!(value, Some(vec![i as u8; (i % 50) as usize]), "byte {at}, e{i}"),
                     Err(e) => assert!(e.to_string().contains("reindex"), "{e}"),
                 }

@@ -224,7 +224,7 @@ impl Store {
         // The index's watermark is set only once an append is durable: a
         // repair of the log must never cut what it covers.
         let acknowledged = indexed_in(&meta)?;
-        let (run, run_missing) = open_named_run(&index_dir, &meta)?;
+        let (run, run_missing) = open_named_run(&index_dir, &meta, cache_bytes)?;
         let log = Journal::open(&journal, acknowledged).map_err(|e| match e {
             Error::Io(io) => cannot_open(access_hint(&io)),
             other => other,
@@ -639,7 +639,7 @@ impl Store {
     /// readers see and removes every other run file once `meta` is durable.
     fn name_run(&self, name: Option<&str>, indexed: u64) -> Result<()> {
         let dir = self.path.join("index");
-        let opened = name.map(|n| Run::open(&Run::path_in(&dir, n))).transpose()?;
+        let opened = name.map(|n| Run::open(&Run::path_in(&dir, n), self.cache_bytes)).transpose()?;
         let mut batch = sled::Batch::default();
         match name {
             Some(name) => batch.insert("run", name.as_bytes()),
@@ -801,10 +801,10 @@ impl Store {
     pub fn stored_timeline(&self, ns: Ns, slug: &EntityId) -> Result<Option<StoredTimeline>> {
         let key = timeline_key(ns, slug);
         let base_now = || match self.timeline.get(&key)? {
-            Some(base) => Ok(Some(base)),
-            None => Ok(self.run().map(|run| run.timeline(&key)).transpose()?.flatten().map(sled::IVec::from)),
+            Some(base) => Ok(Some(Value::Sled(base))),
+            None => Ok(self.run().map(|run| run.timeline(&key)).transpose()?.flatten().map(Value::Shared)),
         };
-        StoredTimeline::read(slug, base_now, || Ok(self.delta.get(&key)?))
+        StoredTimeline::read(slug, base_now, || Ok(self.delta.get(&key)?.map(Value::Sled)))
     }
 
     /// Every derived value (ids, timelines, retractions), for tests comparing
@@ -890,7 +890,7 @@ impl Store {
 /// rebuild), so a reader that finds none while a base says one may exist
 /// read a base that no delta extends yet.
 pub struct StoredTimeline {
-    values: [Option<sled::IVec>; 2],
+    values: [Option<Value>; 2],
     entries: Vec<codec::FactHeader>,
     base_len: usize,
     base_last: u64,
@@ -902,8 +902,8 @@ impl StoredTimeline {
     /// [`Store::stored_timeline`]).
     fn read(
         slug: &EntityId,
-        mut base_now: impl FnMut() -> Result<Option<sled::IVec>>,
-        mut delta_now: impl FnMut() -> Result<Option<sled::IVec>>,
+        mut base_now: impl FnMut() -> Result<Option<Value>>,
+        mut delta_now: impl FnMut() -> Result<Option<Value>>,
     ) -> Result<Option<Self>> {
         let damaged = |e: codec::DecodeError| damaged_timeline(slug, 0, &e);
         let Some(mut base) = base_now()? else { return Ok(None) };
@@ -1007,6 +1007,32 @@ impl StoredTimeline {
     }
 }
 
+/// A stored value as read: from the trees, or from the run.
+#[derive(Clone)]
+pub enum Value {
+    /// A value of a sled tree.
+    Sled(sled::IVec),
+    /// A value of the run (shared with its cache).
+    Shared(std::sync::Arc<[u8]>),
+}
+
+impl std::ops::Deref for Value {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Value::Sled(v) => v,
+            Value::Shared(v) => v,
+        }
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
 /// How one staged timeline is written back (see [`StoredTimeline`]).
 #[derive(Debug, PartialEq, Eq)]
 pub enum TimelineWrite {
@@ -1104,10 +1130,10 @@ fn locked(ledger: &Path) -> Error {
 /// removes any other run file (a run written by an append or rebuild that
 /// did not finish). The second value says that a run is named but could
 /// not be opened: the index must then be rebuilt.
-fn open_named_run(dir: &Path, meta: &sled::Tree) -> Result<(Option<Run>, bool)> {
+fn open_named_run(dir: &Path, meta: &sled::Tree, cache_bytes: u64) -> Result<(Option<Run>, bool)> {
     let name = meta.get("run")?.map(|n| String::from_utf8_lossy(&n).into_owned());
     remove_other_runs(dir, name.as_deref());
-    match name.map(|n| Run::open(&Run::path_in(dir, &n))) {
+    match name.map(|n| Run::open(&Run::path_in(dir, &n), cache_bytes)) {
         None => Ok((None, false)),
         Some(Ok(run)) => Ok((Some(run), false)),
         Some(Err(_)) => Ok((None, true)),
@@ -1345,7 +1371,7 @@ mod tests {
             .collect();
         let encode = |facts: &[Rc<Fact>], kind: codec::ValueKind| {
             let parts: Vec<codec::TimelinePart<'_>> = facts.iter().map(|f| codec::TimelinePart::Fact(f)).collect();
-            sled::IVec::from(codec::encode_timeline_parts(&parts, key, kind))
+            Value::Sled(sled::IVec::from(codec::encode_timeline_parts(&parts, key, kind)))
         };
         let base = |n: usize| encode(&facts[..n], codec::ValueKind::Base { has_delta: true });
         let delta = |from: usize, to: usize| encode(&facts[from..to], codec::ValueKind::Delta { extends: from as u64 });
