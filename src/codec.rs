@@ -273,7 +273,7 @@ const TIMELINE_HEAD: usize = 1 + 1 + 4;
 /// [`encode_timeline_parts`] of decoded facts, without flags.
 #[cfg(test)]
 pub fn encode_timeline(
-    facts: &[std::rc::Rc<crate::timeline::Fact>],
+    facts: &[std::sync::Arc<crate::timeline::Fact>],
     key: (crate::store::Ns, &crate::value::EntityId),
 ) -> Vec<u8> {
     let parts: Vec<TimelinePart<'_>> = facts.iter().map(|f| TimelinePart::Fact(f)).collect();
@@ -459,7 +459,7 @@ pub fn timeline_fact_of(h: &FactHeader, body: &[u8], keep_body: bool) -> Result<
         retracted_by: (h.retracted_by != u64::MAX).then_some(h.retracted_by),
         event,
         announcement,
-        stored_body: crate::timeline::StoredBody(keep_body.then(|| std::rc::Rc::from(body))),
+        stored_body: crate::timeline::StoredBody(keep_body.then(|| std::sync::Arc::from(body))),
     })
 }
 
@@ -492,14 +492,14 @@ mod tests {
 
     #[test]
     fn a_timeline_rewritten_from_kept_bodies_is_byte_identical() {
-        use std::rc::Rc;
+        use std::sync::Arc;
         let rec = sample();
         let mut other = sample();
         other.seq = 9;
         other.event =
             Event::CompanyRenamed { company: EntityId::parse("scale-ai").expect("slug"), name: "Scale".into() };
-        let facts: Vec<Rc<crate::timeline::Fact>> =
-            [&rec, &other].into_iter().filter_map(|r| crate::timeline::fact_of(r, None)).map(Rc::new).collect();
+        let facts: Vec<Arc<crate::timeline::Fact>> =
+            [&rec, &other].into_iter().filter_map(|r| crate::timeline::fact_of(r, None)).map(Arc::new).collect();
         let scale = EntityId::parse("scale-ai").expect("slug");
         let key = (crate::store::Ns::Entity, &scale);
         let encoded = encode_timeline(&facts, key);
@@ -513,14 +513,16 @@ mod tests {
         let (_, held) =
             timeline_entries(&encode_timeline(&facts[..1], (crate::store::Ns::Entity, &meta)), 0).expect("h");
         assert_eq!(held[0].topics, crate::timeline::Topics::HELD.bits());
-        let mut kept: Vec<Rc<crate::timeline::Fact>> =
-            entries.iter().map(|e| timeline_fact_of(e, &encoded[e.body()], true).map(Rc::new).expect("fact")).collect();
+        let mut kept: Vec<Arc<crate::timeline::Fact>> = entries
+            .iter()
+            .map(|e| timeline_fact_of(e, &encoded[e.body()], true).map(Arc::new).expect("fact"))
+            .collect();
         assert!(kept.iter().all(|f| f.stored_body.0.is_some()));
         assert_eq!(encode_timeline(&kept, key), encoded);
         // A retraction changes only the header: the kept body stays right.
-        Rc::make_mut(&mut kept[0]).retracted_by = Some(12);
+        Arc::make_mut(&mut kept[0]).retracted_by = Some(12);
         let mut fresh = facts.clone();
-        Rc::make_mut(&mut fresh[0]).retracted_by = Some(12);
+        Arc::make_mut(&mut fresh[0]).retracted_by = Some(12);
         assert_eq!(encode_timeline(&kept, key), encode_timeline(&fresh, key));
     }
 
@@ -543,8 +545,8 @@ mod tests {
 
     #[test]
     fn a_cut_timeline_is_an_error_not_a_panic() {
-        let facts: Vec<std::rc::Rc<crate::timeline::Fact>> =
-            crate::timeline::fact_of(&sample(), None).map(std::rc::Rc::new).into_iter().collect();
+        let facts: Vec<std::sync::Arc<crate::timeline::Fact>> =
+            crate::timeline::fact_of(&sample(), None).map(std::sync::Arc::new).into_iter().collect();
         let scale = EntityId::parse("scale-ai").expect("slug");
         let encoded = encode_timeline(&facts, (crate::store::Ns::Entity, &scale));
         for cut in 0..encoded.len() {

@@ -10,13 +10,14 @@
 //! and never decide validity: everything it writes can be rebuilt from the log.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::codec::{self, TimelinePart};
 use crate::error::Result;
 use crate::event::{Event, Kind, StoredEvent};
+use crate::par;
 use crate::store::{timeline_key, Ns, Store, StoredTimeline, TimelineWrite};
 use crate::timeline::{timeline_refs_of, Fact, Registration, StoredBody, TimelineKey, Topics};
 use crate::value::{Date, EntityId};
@@ -30,7 +31,7 @@ use crate::value::{Date, EntityId};
 #[derive(Default)]
 struct StagedTimeline {
     /// Decoded facts, in no particular order until sorted.
-    facts: Vec<Rc<Fact>>,
+    facts: Vec<Arc<Fact>>,
     /// Stored facts left encoded, in fold order: their places in `stored`.
     kept: Vec<usize>,
     /// The stored timeline `kept` points into.
@@ -52,10 +53,10 @@ impl StagedTimeline {
     fn load(store: &Store, ns: Ns, slug: &EntityId) -> Result<Self> {
         let Some(stored) = store.stored_timeline(ns, slug)? else { return Ok(Self::default()) };
         let topics = |i: usize| Topics::from_bits(stored.entries()[i].topics);
-        let mut names: Vec<(usize, Rc<Fact>)> = Vec::new();
+        let mut names: Vec<(usize, Arc<Fact>)> = Vec::new();
         if ns == Ns::Entity {
             for i in (0..stored.len()).filter(|i| topics(*i).meets(Topics::NAME)) {
-                names.push((i, Rc::new(stored.fact(slug, i, true)?)));
+                names.push((i, Arc::new(stored.fact(slug, i, true)?)));
             }
         }
         let needed = match ns {
@@ -76,7 +77,7 @@ impl StagedTimeline {
             if let Some((_, fact)) = names.next_if(|(at, _)| *at == i) {
                 staged.facts.push(fact);
             } else if topics(i).meets(needed) {
-                staged.facts.push(Rc::new(stored.fact(slug, i, true)?));
+                staged.facts.push(Arc::new(stored.fact(slug, i, true)?));
             } else {
                 staged.kept.push(i);
             }
@@ -92,14 +93,14 @@ impl StagedTimeline {
         self.rewrite = true;
         let Some(stored) = &self.stored else { return Ok(()) };
         for i in self.kept.drain(..) {
-            self.facts.push(Rc::new(stored.fact(slug, i, true)?));
+            self.facts.push(Arc::new(stored.fact(slug, i, true)?));
         }
         Ok(())
     }
 
     /// The decoded facts in fold order (stable: of two facts at one place,
     /// the one staged first stays first).
-    fn sorted(&mut self) -> &[Rc<Fact>] {
+    fn sorted(&mut self) -> &[Arc<Fact>] {
         self.facts.sort_by_key(|f| f.key());
         &self.facts
     }
@@ -131,7 +132,7 @@ const NO_SLOT: usize = usize::MAX;
 #[derive(Clone)]
 enum Staged {
     /// A record with a fact (the same one its timelines hold).
-    Fact(Rc<Fact>),
+    Fact(Arc<Fact>),
     /// A retraction.
     Retraction,
     /// Nothing staged at this seq (or a record without a fact).
@@ -172,8 +173,8 @@ fn ns_slot(ns: Ns) -> usize {
 /// writes it), from the body of `(event, None)` cut from the record (see
 /// `codec::fact_body_of_record`) and, for a closure, the announcement's fact;
 /// `None` when the announcement's body is not known (it is then encoded).
-fn body_with(mut body: Vec<u8>, announcement: Option<&Fact>) -> Option<Rc<[u8]>> {
-    let Some(announced) = announcement else { return Some(Rc::from(body)) };
+fn body_with(mut body: Vec<u8>, announcement: Option<&Fact>) -> Option<Arc<[u8]>> {
+    let Some(announced) = announcement else { return Some(Arc::from(body)) };
     let kept = announced.stored_body.0.as_ref().filter(|_| announced.announcement.is_none())?;
     // Both end in the zero byte of a `None` announcement; a `Some` is a one, then the event.
     let (&0, announced_event) = kept.split_last()? else { return None };
@@ -182,7 +183,7 @@ fn body_with(mut body: Vec<u8>, announcement: Option<&Fact>) -> Option<Rc<[u8]>>
     }
     body.push(1);
     body.extend_from_slice(announced_event);
-    Some(Rc::from(body))
+    Some(Arc::from(body))
 }
 
 /// At most this many timelines of a record are numbered ahead (an event
@@ -357,7 +358,7 @@ impl<'a> Indexer<'a> {
     }
 
     /// The fact of the live announcement of a deal, as staged so far.
-    fn announcement_fact(&mut self, deal: &EntityId, cause: u64) -> Result<Option<Rc<Fact>>> {
+    fn announcement_fact(&mut self, deal: &EntityId, cause: u64) -> Result<Option<Arc<Fact>>> {
         let facts = &self.timeline(Ns::Deal, deal, cause)?.facts;
         Ok(facts.iter().find(|f| f.retracted_by.is_none() && matches!(f.event, Event::DealAnnounced { .. })).cloned())
     }
@@ -412,7 +413,7 @@ impl<'a> Indexer<'a> {
     }
 
     /// For a deal's completion or termination: the fact of the announcement it closes.
-    fn closed_announcement(&mut self, event: &Event, seq: u64) -> Result<Option<Rc<Fact>>> {
+    fn closed_announcement(&mut self, event: &Event, seq: u64) -> Result<Option<Arc<Fact>>> {
         match event {
             Event::DealCompleted { deal, .. } | Event::DealTerminated { deal, .. } => self.announcement_fact(deal, seq),
             _ => Ok(None),
@@ -425,15 +426,15 @@ impl<'a> Indexer<'a> {
         seq: u64,
         effective: Option<Date>,
         event: Event,
-        announcement: Option<Rc<Fact>>,
+        announcement: Option<Arc<Fact>>,
         body: Option<Vec<u8>>,
-    ) -> Option<Rc<Fact>> {
+    ) -> Option<Arc<Fact>> {
         let Some(effective) = effective else {
             self.set_staged(seq, Staged::Nothing);
             return None;
         };
         let body = body.and_then(|body| body_with(body, announcement.as_deref()));
-        Some(Rc::new(Fact {
+        Some(Arc::new(Fact {
             effective,
             seq,
             retracted_by: None,
@@ -444,10 +445,10 @@ impl<'a> Indexer<'a> {
     }
 
     /// Adds a fact to each of its timelines.
-    fn place(&mut self, fact: Rc<Fact>) -> Result<()> {
+    fn place(&mut self, fact: Arc<Fact>) -> Result<()> {
         for (ns, slug) in fact.timeline_refs() {
             let i = self.slot(ns, slug, fact.seq)?;
-            self.timelines[i].facts.push(Rc::clone(&fact));
+            self.timelines[i].facts.push(Arc::clone(&fact));
         }
         self.set_staged(fact.seq, Staged::Fact(fact));
         Ok(())
@@ -456,7 +457,7 @@ impl<'a> Indexer<'a> {
     /// Adds a fact to each of its timelines, given as numbered slugs (in
     /// [`Fact::timeline_refs`] order); a number met for the first time is
     /// looked up by its slug once.
-    fn place_numbered(&mut self, fact: Rc<Fact>, numbered: &[(Ns, u32)]) -> Result<()> {
+    fn place_numbered(&mut self, fact: Arc<Fact>, numbered: &[(Ns, u32)]) -> Result<()> {
         let mut slots = [NO_SLOT; AHEAD];
         for (j, &(ns, number)) in numbered.iter().enumerate() {
             let n = number as usize;
@@ -477,7 +478,7 @@ impl<'a> Indexer<'a> {
             };
         }
         for &i in &slots[..numbered.len()] {
-            self.timelines[i].facts.push(Rc::clone(&fact));
+            self.timelines[i].facts.push(Arc::clone(&fact));
         }
         self.set_staged(fact.seq, Staged::Fact(fact));
         Ok(())
@@ -493,7 +494,7 @@ impl<'a> Indexer<'a> {
             let timeline = self.timeline(ns, &slug, by)?;
             timeline.decode_all(&slug)?;
             for fact in timeline.facts.iter_mut().filter(|f| f.seq == target) {
-                Rc::make_mut(fact).retracted_by = Some(by);
+                Arc::make_mut(fact).retracted_by = Some(by);
             }
         }
         Ok(())
@@ -520,14 +521,14 @@ impl<'a> Indexer<'a> {
     }
 
     /// The staged facts of a touched timeline that are not retracted, in fold order.
-    pub fn live(&mut self, key: &TimelineKey) -> Vec<Rc<Fact>> {
+    pub fn live(&mut self, key: &TimelineKey) -> Vec<Arc<Fact>> {
         self.all(key).into_iter().filter(|f| f.retracted_by.is_none()).collect()
     }
 
     /// All decoded staged facts of a touched timeline, retracted ones
     /// included, in fold order: every fact a rule may read (see
     /// [`StagedTimeline::load`]).
-    pub fn all(&mut self, key: &TimelineKey) -> Vec<Rc<Fact>> {
+    pub fn all(&mut self, key: &TimelineKey) -> Vec<Arc<Fact>> {
         let Some(i) = self.staged_slot(key.0, &key.1) else { return Vec::new() };
         self.timelines[i].sorted().to_vec()
     }
@@ -573,15 +574,42 @@ impl Indexer<'_> {
     pub fn write_run(mut self, upto: u64) -> Result<String> {
         let retracted: Vec<(u64, u64)> =
             self.staged_retractions.iter().filter_map(|seq| self.retractions.get(seq).map(|by| (*seq, *by))).collect();
-        let timelines = self.touched.iter().zip(self.timelines.iter_mut()).map(|((key, _), staged)| {
-            let value = match staged.encode(key, true) {
-                TimelineWrite::Whole(value) | TimelineWrite::Delta(value) => value, // (whole: never a delta)
-            };
-            (timeline_key(key.0, &key.1), value)
+        let mut pairs: Vec<(&TimelineKey, &mut StagedTimeline)> =
+            self.touched.iter().map(|(key, _)| key).zip(self.timelines.iter_mut()).collect();
+        // Encoded on every core, a group at a time (one group's values in memory).
+        let timelines = pairs.chunks_mut(ENCODE_GROUP).flat_map(|group| {
+            par::map_mut(group, |(key, staged)| {
+                let value = match staged.encode(key, true) {
+                    TimelineWrite::Whole(value) | TimelineWrite::Delta(value) => value, // (whole: never a delta)
+                };
+                (timeline_key(key.0, &key.1), value)
+            })
         });
-        self.store.write_run(upto, timelines, &self.ids, &retracted)
+        let written = self.store.write_run(upto, timelines, &self.ids, &retracted);
+        drop(pairs);
+        self.free_in_background();
+        written
+    }
+
+    /// Frees the staged records and timelines on a thread of their own: a
+    /// million facts take a few hundred milliseconds to free, which the
+    /// caller (a rebuild, a bulk load) need not wait for.
+    fn free_in_background(&mut self) {
+        let staged = (
+            std::mem::take(&mut self.timelines),
+            std::mem::take(&mut self.staged),
+            std::mem::take(&mut self.new_ids),
+            std::mem::take(&mut self.slots),
+            std::mem::take(&mut self.touched),
+            std::mem::take(&mut self.ids),
+        );
+        // (should no thread start, they are freed here)
+        let _ = std::thread::Builder::new().name("dealledger-free".into()).spawn(move || drop(staged));
     }
 }
+
+/// Timelines encoded at once when writing a run (see [`Indexer::write_run`]).
+const ENCODE_GROUP: usize = 16_384;
 
 #[cfg(test)]
 mod tests {
@@ -618,7 +646,7 @@ mod tests {
             retracted_by: None,
             event: Event::CompanyRenamed { company: slug("a"), name: "A".into() },
             announcement: None,
-            stored_body: StoredBody(Some(Rc::from(&[7u8, 8, 0][..]))),
+            stored_body: StoredBody(Some(Arc::from(&[7u8, 8, 0][..]))),
         };
         assert_eq!(body_with(vec![5, 6, 0], Some(&announced)).as_deref(), Some(&[5u8, 6, 1, 7, 8][..]));
         assert_eq!(body_with(vec![5, 6, 0], None).as_deref(), Some(&[5u8, 6, 0][..]));

@@ -33,11 +33,28 @@ pub fn map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> 
     })
 }
 
+/// As [`map`], but `f` may change the items (each is one thread's alone).
+pub fn map_mut<T: Send, U: Send>(items: &mut [T], f: impl Fn(&mut T) -> U + Sync) -> Vec<U> {
+    let threads = threads();
+    if threads < 2 || items.len() < MIN_PARALLEL {
+        return items.iter_mut().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    thread::scope(|scope| {
+        let handles: Vec<_> =
+            items.chunks_mut(chunk).map(|part| scope.spawn(|| part.iter_mut().map(&f).collect::<Vec<U>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn keeps_the_order() {
         let items: Vec<u64> = (0..10_000).collect();
         assert_eq!(super::map(&items, |x| x * 2), items.iter().map(|x| x * 2).collect::<Vec<_>>());
+        let mut changed = items.clone();
+        assert_eq!(super::map_mut(&mut changed, |x| std::mem::replace(x, 0)), items);
+        assert!(changed.iter().all(|x| *x == 0));
     }
 }

@@ -65,7 +65,7 @@ impl<'a> Query<'a> {
 
     /// The facts of an entity's timeline effective on or before `as_of`
     /// that have one of `topics`.
-    fn events_until(&self, slug: &EntityId, topics: Topics) -> Result<Vec<Rc<Fact>>> {
+    fn events_until(&self, slug: &EntityId, topics: Topics) -> Result<Vec<std::sync::Arc<Fact>>> {
         self.view.facts_of(Ns::Entity, slug, Some(self.as_of), topics)
     }
 

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::iter::Peekable;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::answer::{HistoryLine, Ownership, State};
 use crate::error::{Error, Result};
@@ -24,7 +24,7 @@ pub struct History<'a> {
     view: View<'a>,
     id: String,
     kind: Kind,
-    facts: Peekable<std::vec::IntoIter<Rc<Fact>>>,
+    facts: Peekable<std::vec::IntoIter<Arc<Fact>>>,
     from: Option<Date>,
     to: Option<Date>,
     states: HashMap<Date, State>,
@@ -64,7 +64,7 @@ impl<'a> History<'a> {
         Ok(state)
     }
 
-    fn step(&mut self, fact: Rc<Fact>) -> Result<Option<HistoryLine>> {
+    fn step(&mut self, fact: Arc<Fact>) -> Result<Option<HistoryLine>> {
         let date = fact.effective;
         let state = self.state_on(date)?;
         if self.day.as_ref().is_none_or(|(d, _)| *d != date) {

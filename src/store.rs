@@ -48,7 +48,7 @@
 //! ledger hands it and answers range reads.
 
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -786,9 +786,9 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] on a read failure, [`Error::Corrupt`] when the value
     /// does not decode (`reindex` rebuilds it).
-    pub fn timeline(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Rc<Fact>>> {
+    pub fn timeline(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Arc<Fact>>> {
         let Some(stored) = self.stored_timeline(ns, slug)? else { return Ok(Vec::new()) };
-        (0..stored.len()).map(|i| stored.fact(slug, i, true).map(Rc::new)).collect()
+        (0..stored.len()).map(|i| stored.fact(slug, i, true).map(Arc::new)).collect()
     }
 
     /// One stored timeline: its base and, if the base has one, its delta
@@ -1363,13 +1363,13 @@ mod tests {
     fn a_timeline_read_while_a_merge_replaces_its_base_misses_nothing() {
         let slug = EntityId::parse("fund").expect("slug");
         let key = (Ns::Entity, &slug);
-        let facts: Vec<Rc<Fact>> = (1..=90)
+        let facts: Vec<Arc<Fact>> = (1..=90)
             .map(|seq| {
                 let event = Event::CompanyRenamed { company: slug.clone(), name: format!("F{seq}") };
-                Rc::new(crate::timeline::fact_of(&crate::event::test_record(seq, event), None).expect("fact"))
+                Arc::new(crate::timeline::fact_of(&crate::event::test_record(seq, event), None).expect("fact"))
             })
             .collect();
-        let encode = |facts: &[Rc<Fact>], kind: codec::ValueKind| {
+        let encode = |facts: &[Arc<Fact>], kind: codec::ValueKind| {
             let parts: Vec<codec::TimelinePart<'_>> = facts.iter().map(|f| codec::TimelinePart::Fact(f)).collect();
             Value::Sled(sled::IVec::from(codec::encode_timeline_parts(&parts, key, kind)))
         };

@@ -12,6 +12,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +46,7 @@ pub struct Fact {
 /// `retracted_by` ever changes on a stored fact, and it lives in the header,
 /// so the body stays valid. It is a cache: never compared, never serialized.
 #[derive(Clone, Default)]
-pub struct StoredBody(pub Option<Rc<[u8]>>);
+pub struct StoredBody(pub Option<Arc<[u8]>>);
 
 impl PartialEq for StoredBody {
     fn eq(&self, _: &Self) -> bool {
@@ -231,17 +232,17 @@ pub type TimelineKey = (Ns, EntityId);
 /// One stored timeline, decoded fact by fact as folds need them.
 struct Lazy {
     stored: StoredTimeline,
-    decoded: RefCell<Vec<Option<Rc<Fact>>>>,
+    decoded: RefCell<Vec<Option<Arc<Fact>>>>,
 }
 
 impl Lazy {
-    fn fact(&self, slug: &EntityId, i: usize) -> Result<Rc<Fact>> {
+    fn fact(&self, slug: &EntityId, i: usize) -> Result<Arc<Fact>> {
         if let Some(Some(fact)) = self.decoded.borrow().get(i) {
-            return Ok(Rc::clone(fact));
+            return Ok(Arc::clone(fact));
         }
-        let fact = Rc::new(self.stored.fact(slug, i, false)?);
+        let fact = Arc::new(self.stored.fact(slug, i, false)?);
         if let Some(slot) = self.decoded.borrow_mut().get_mut(i) {
-            *slot = Some(Rc::clone(&fact));
+            *slot = Some(Arc::clone(&fact));
         }
         Ok(fact)
     }
@@ -298,7 +299,7 @@ impl<'a> View<'a> {
     ///
     /// # Errors
     /// [`crate::Error::Storage`] / [`crate::Error::Corrupt`] on a read failure.
-    pub fn facts(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Rc<Fact>>> {
+    pub fn facts(&self, ns: Ns, slug: &EntityId) -> Result<Vec<Arc<Fact>>> {
         self.facts_of(ns, slug, None, Topics::ALL)
     }
 
@@ -308,7 +309,7 @@ impl<'a> View<'a> {
     ///
     /// # Errors
     /// [`crate::Error::Storage`] / [`crate::Error::Corrupt`] on a read failure.
-    pub fn facts_of(&self, ns: Ns, slug: &EntityId, until: Option<Date>, topics: Topics) -> Result<Vec<Rc<Fact>>> {
+    pub fn facts_of(&self, ns: Ns, slug: &EntityId, until: Option<Date>, topics: Topics) -> Result<Vec<Arc<Fact>>> {
         let Some(lazy) = self.stored(ns, slug)? else { return Ok(Vec::new()) };
         let entries = lazy.stored.entries();
         let end = until.map_or(entries.len(), |d| entries.partition_point(|e| e.effective <= d.days()));

@@ -8,7 +8,7 @@
 //! it, and the error names that later event. This module must never write:
 //! it answers "may this batch be stored?" and nothing else.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::error::{Error, Result, Rule};
 use crate::event::{Event, Kind, StoredEvent};
@@ -80,13 +80,13 @@ pub fn check<'a>(store: &'a Store, records: &[StoredEvent], origins: &[Origin]) 
 /// The batch event that breaks a stored event of a timeline: the first one
 /// (in input order) such that the batch up to it already breaks a stored
 /// event. Only on the error path: it folds the timeline once per candidate.
-fn culprit(key: &TimelineKey, facts: &[Rc<Fact>], first_seq: u64) -> Option<u64> {
+fn culprit(key: &TimelineKey, facts: &[Arc<Fact>], first_seq: u64) -> Option<u64> {
     let mut candidates: Vec<u64> =
         facts.iter().flat_map(|f| [Some(f.seq), f.retracted_by]).flatten().filter(|seq| *seq >= first_seq).collect();
     candidates.sort_unstable();
     candidates.dedup();
     candidates.into_iter().find(|&c| {
-        let prefix: Vec<Rc<Fact>> = facts
+        let prefix: Vec<Arc<Fact>> = facts
             .iter()
             .filter(|f| f.seq < first_seq || f.seq <= c)
             .filter(|f| f.retracted_by.is_none_or(|by| by >= first_seq && by > c))
@@ -170,7 +170,7 @@ fn date_text(rec: &StoredEvent) -> String {
 }
 
 /// The first breach in one timeline (its live facts in fold order).
-fn first_breach(key: &TimelineKey, facts: &[Rc<Fact>]) -> Option<(u64, Breach)> {
+fn first_breach(key: &TimelineKey, facts: &[Arc<Fact>]) -> Option<(u64, Breach)> {
     match key.0 {
         Ns::Deal => {
             let mut deal = DealState::default();
@@ -182,7 +182,7 @@ fn first_breach(key: &TimelineKey, facts: &[Rc<Fact>]) -> Option<(u64, Breach)> 
 }
 
 /// Rules 2, 3 and 5 over one entity's timeline.
-fn entity_breach(slug: &EntityId, facts: &[Rc<Fact>]) -> Option<(u64, Breach)> {
+fn entity_breach(slug: &EntityId, facts: &[Arc<Fact>]) -> Option<(u64, Breach)> {
     let reg = facts.iter().filter_map(|f| Registration::of(f)).min_by_key(|r| r.seq);
     let mut cap = CapTable::default();
     let mut partnerships = Partnerships::default();
