@@ -214,7 +214,7 @@ pub fn block_prefix(bytes: &[u8]) -> (Vec<&[u8]>, Option<DecodeError>) {
 
 /// The format version of derived index values (timelines). A derived value
 /// of another version is not an error: the index is rebuilt from the log.
-pub const DERIVED_VERSION: u8 = 9;
+pub const DERIVED_VERSION: u8 = 10;
 
 /// What an encoded timeline value is (its second byte, and for a delta the
 /// eight after its count).

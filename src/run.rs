@@ -423,6 +423,7 @@ pub fn write(
         .and_then(|()| crate::journal::sync_dir_of(&path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(&path);
         return Err(e);
     }
     Ok(name)

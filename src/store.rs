@@ -169,8 +169,14 @@ pub struct Store {
     /// derived values of a bulk load or a rebuild, read under the trees.
     run: std::sync::RwLock<Option<std::sync::Arc<Run>>>,
     /// Whether `meta/run` names a run that could not be opened (the
-    /// derived index must then be rebuilt: see [`Store::derived_current`]).
-    run_missing: bool,
+    /// derived index must then be rebuilt: see [`Store::derived_current`];
+    /// until then, reads of the index fail rather than answer without it).
+    run_missing: std::sync::atomic::AtomicBool,
+    /// A sequence lock for readers of timelines: odd while the trees are
+    /// being emptied (the run alone answers then), bumped by two when a run
+    /// is swapped in; a timeline read while it moved is read again (see
+    /// [`Store::stored_timeline`]).
+    generation: std::sync::atomic::AtomicU64,
     /// Set when a durable write failed: what reached the disk is then
     /// unknown (a failed fsync may have dropped pages), so this `Store`
     /// appends no more; reopening reads what the disk holds.
@@ -242,7 +248,8 @@ impl Store {
             meta,
             index_db,
             run: std::sync::RwLock::new(run.map(std::sync::Arc::new)),
-            run_missing,
+            run_missing: std::sync::atomic::AtomicBool::new(run_missing),
+            generation: std::sync::atomic::AtomicU64::new(0),
             _lock: lock,
         })
     }
@@ -525,7 +532,7 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] on a read failure.
     pub fn derived_current(&self) -> Result<bool> {
-        if self.run_missing {
+        if self.run_missing.load(std::sync::atomic::Ordering::Acquire) {
             return Ok(false);
         }
         Ok(self.meta.get("derived_version")?.is_some_and(|v| v.as_ref() == [codec::DERIVED_VERSION]))
@@ -581,9 +588,13 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] on a write failure.
     pub fn clear_trees(&self) -> Result<()> {
-        for tree in [&self.timeline, &self.delta, &self.ids, &self.retracted] {
-            tree.clear()?;
-        }
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel); // (odd: the run alone answers)
+        let cleared =
+            [&self.timeline, &self.delta, &self.ids, &self.retracted].iter().try_for_each(|tree| tree.clear());
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        cleared?;
+        // (a rebuild that mends a damaged value must not see it come back after a crash)
+        self.index_db.flush()?;
         Ok(())
     }
 
@@ -603,6 +614,16 @@ impl Store {
         self.run.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
+    /// The run to read under the trees; an error while `meta/run` names a
+    /// run that could not be opened (the trees alone would answer wrongly).
+    fn run_for_reading(&self) -> Result<Option<std::sync::Arc<Run>>> {
+        if self.run_missing.load(std::sync::atomic::Ordering::Acquire) {
+            let detail = "the derived index's run file is missing or damaged; run `dealledger reindex`".to_owned();
+            return Err(Error::Corrupt { seq: 0, detail });
+        }
+        Ok(self.run())
+    }
+
     /// Writes a sorted run of derived values up to seq `upto` (see `run`)
     /// beside the index and returns its name; readers see it once
     /// [`Store::install_run`] names it.
@@ -619,7 +640,8 @@ impl Store {
         run::write(&self.path.join("index"), upto, timelines, ids, retracted)
     }
 
-    /// Removes a run that was written but will never be named (its append failed).
+    /// Removes a run that was written but will never be named (its append
+    /// failed, or naming it did).
     pub fn discard_run(&self, name: &str) {
         let _ = std::fs::remove_file(Run::path_in(&self.path.join("index"), name));
     }
@@ -632,7 +654,11 @@ impl Store {
     /// # Errors
     /// [`Error::Corrupt`] when the run does not open; storage errors.
     pub fn install_run(&self, name: &str, indexed: u64) -> Result<()> {
-        self.name_run(Some(name), indexed)
+        let named = self.name_run(Some(name), indexed);
+        if named.is_err() && self.meta.get("run")?.is_none_or(|n| n.as_ref() != name.as_bytes()) {
+            self.discard_run(name); // (a full disk must not keep a run nothing names)
+        }
+        named
     }
 
     /// Names a run (or none) and sets the watermark, then swaps the run
@@ -648,6 +674,8 @@ impl Store {
         batch.insert("indexed", &seq_key(indexed));
         self.meta.apply_batch(batch)?;
         *self.run.write().unwrap_or_else(std::sync::PoisonError::into_inner) = opened.map(std::sync::Arc::new);
+        self.run_missing.store(false, std::sync::atomic::Ordering::Release);
+        self.generation.fetch_add(2, std::sync::atomic::Ordering::AcqRel);
         self.index_db.flush()?;
         remove_other_runs(&dir, name);
         Ok(())
@@ -704,7 +732,7 @@ impl Store {
                 return Ok(seq_of_bytes(&entries[i][16..]));
             }
         }
-        self.run().map_or(Ok(None), |run| run.seq_of_id(id))
+        self.run_for_reading()?.map_or(Ok(None), |run| run.seq_of_id(id))
     }
 
     /// Adds ids to their buckets as sorted runs. A bucket is a short list
@@ -777,7 +805,7 @@ impl Store {
     pub fn retracted_by(&self, seq: u64) -> Result<Option<u64>> {
         match self.retracted.get(seq_key(seq))? {
             Some(by) => Ok(seq_of_bytes(&by)),
-            None => self.run().map_or(Ok(None), |run| run.retracted_by(seq)),
+            None => self.run_for_reading()?.map_or(Ok(None), |run| run.retracted_by(seq)),
         }
     }
 
@@ -799,12 +827,41 @@ impl Store {
     /// [`Error::Storage`] on a read failure, [`Error::Corrupt`] when a value
     /// does not decode.
     pub fn stored_timeline(&self, ns: Ns, slug: &EntityId) -> Result<Option<StoredTimeline>> {
+        self.stored_timeline_while(ns, slug, &mut || {})
+    }
+
+    /// [`Store::stored_timeline`], calling `meanwhile` between the reads of
+    /// a base and of its delta (tests race a rebuild against a reader so).
+    pub(crate) fn stored_timeline_while(
+        &self,
+        ns: Ns,
+        slug: &EntityId,
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<Option<StoredTimeline>> {
+        use std::sync::atomic::Ordering;
         let key = timeline_key(ns, slug);
-        let base_now = || match self.timeline.get(&key)? {
-            Some(base) => Ok(Some(Value::Sled(base))),
-            None => Ok(self.run().map(|run| run.timeline(&key)).transpose()?.flatten().map(Value::Shared)),
-        };
-        StoredTimeline::read(slug, base_now, || Ok(self.delta.get(&key)?.map(Value::Sled)))
+        loop {
+            // A rebuild that swapped the run or emptied the trees while this
+            // read went on may have removed the delta of the base it read:
+            // then it reads again. While the trees are being emptied (after
+            // the rebuild's run was swapped in), that run alone answers.
+            let generation = self.generation.load(Ordering::Acquire);
+            let trees = generation.is_multiple_of(2);
+            let run = self.run_for_reading()?;
+            let base_now = || match self.timeline.get(&key)?.filter(|_| trees) {
+                Some(base) => Ok(Some(Value::Sled(base))),
+                None => Ok(run.as_ref().map(|run| run.timeline(&key)).transpose()?.flatten().map(Value::Shared)),
+            };
+            let delta_now = || {
+                meanwhile();
+                Ok(self.delta.get(&key)?.filter(|_| trees).map(Value::Sled))
+            };
+            // (an error too: a base of the old run beside a newer delta looks damaged)
+            let read = StoredTimeline::read(slug, base_now, delta_now);
+            if self.generation.load(Ordering::Acquire) == generation {
+                return read;
+            }
+        }
     }
 
     /// Every derived value (ids, timelines, retractions), for tests comparing
@@ -1136,7 +1193,9 @@ fn open_named_run(dir: &Path, meta: &sled::Tree, cache_bytes: u64) -> Result<(Op
     match name.map(|n| Run::open(&Run::path_in(dir, &n), cache_bytes)) {
         None => Ok((None, false)),
         Some(Ok(run)) => Ok((Some(run), false)),
-        Some(Err(_)) => Ok((None, true)),
+        Some(Err(Error::Corrupt { .. })) => Ok((None, true)),
+        Some(Err(Error::Io(e))) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, true)),
+        Some(Err(e)) => Err(e), // (a run that cannot be read now is not damaged)
     }
 }
 
