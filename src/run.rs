@@ -474,18 +474,20 @@ fn write_file(
         table.push(entry);
         out.put(&record)?;
     }
-    table.sort_unstable_by(|a, b| a[..8].cmp(&b[..8]).then(a[8..16].cmp(&b[8..16])));
-    let mut id_entries: Vec<[u8; 24]> = ids
+    // (sorted as integers: comparing byte arrays costs a `memcmp` call each)
+    table.sort_unstable_by_key(|e| (be_u64(e), u64_at(e, 8)));
+    let mut sorted_ids: Vec<(u128, u64)> = ids.iter().map(|(id, seq)| (id.as_u128(), *seq)).collect();
+    sorted_ids.sort_unstable();
+    sorted_ids.dedup_by_key(|(id, _)| *id);
+    let id_entries: Vec<[u8; 24]> = sorted_ids
         .iter()
         .map(|(id, seq)| {
             let mut e = [0; 24];
-            e[..16].copy_from_slice(id.as_bytes());
+            e[..16].copy_from_slice(&id.to_be_bytes());
             e[16..].copy_from_slice(&seq.to_le_bytes());
             e
         })
         .collect();
-    id_entries.sort_unstable();
-    id_entries.dedup_by(|a, b| a[..16] == b[..16]);
     let mut retracted_entries: Vec<[u8; 16]> = retracted
         .iter()
         .map(|(seq, by)| {
