@@ -515,22 +515,35 @@ impl<'a> Indexer<'a> {
         Ok(crate::timeline::fact_of(&rec, None).map(|f| f.timelines()).unwrap_or_default())
     }
 
-    /// The touched timelines with the first staged seq that touched each, in the order touched.
-    pub fn touched(&self) -> &[(TimelineKey, u64)] {
-        &self.touched
-    }
-
-    /// The staged facts of a touched timeline that are not retracted, in fold order.
-    pub fn live(&mut self, key: &TimelineKey) -> Vec<Arc<Fact>> {
-        self.all(key).into_iter().filter(|f| f.retracted_by.is_none()).collect()
-    }
-
     /// All decoded staged facts of a touched timeline, retracted ones
     /// included, in fold order: every fact a rule may read (see
     /// [`StagedTimeline::load`]).
     pub fn all(&mut self, key: &TimelineKey) -> Vec<Arc<Fact>> {
         let Some(i) = self.staged_slot(key.0, &key.1) else { return Vec::new() };
         self.timelines[i].sorted().to_vec()
+    }
+
+    /// Runs `check` over every touched timeline's live facts in fold order,
+    /// on every core (a rule concerns one timeline alone), and returns what
+    /// it found, in the order the timelines were touched, with each
+    /// timeline's key and the first staged seq that touched it.
+    pub fn check_each<X: Send>(
+        &mut self,
+        check: impl Fn(&TimelineKey, &[Arc<Fact>]) -> Option<X> + Sync,
+    ) -> Vec<(TimelineKey, u64, X)> {
+        let mut pairs: Vec<(&(TimelineKey, u64), &mut StagedTimeline)> =
+            self.touched.iter().zip(self.timelines.iter_mut()).collect();
+        let found = par::map_mut(&mut pairs, |(touched, staged)| {
+            let facts = staged.sorted();
+            let found = if facts.iter().any(|f| f.retracted_by.is_some()) {
+                let live: Vec<Arc<Fact>> = facts.iter().filter(|f| f.retracted_by.is_none()).cloned().collect();
+                check(&touched.0, &live)
+            } else {
+                check(&touched.0, facts)
+            };
+            found.map(|x| (touched.0.clone(), touched.1, x))
+        });
+        found.into_iter().flatten().collect()
     }
 
     /// How many stored facts the staged timelines leave encoded.

@@ -62,8 +62,7 @@ pub fn check<'a>(store: &'a Store, records: &[StoredEvent], origins: &[Origin]) 
     // completion dated before its announcement breaks the deal rule: that it
     // would also overfill a cap table later is a consequence, not the cause).
     let mut worst: Option<((usize, bool, u64), Error)> = None;
-    for (key, cause) in staged.touched().to_vec() {
-        let Some((seq, found)) = first_breach(&key, &staged.live(&key)) else { continue };
+    for (key, cause, (seq, found)) in staged.check_each(first_breach) {
         let cause = if seq < first_seq { culprit(&key, &staged.all(&key), first_seq).unwrap_or(cause) } else { cause };
         let (origin, err) = batch.refusal(seq, cause, found)?;
         let rank = (origin.line, seq < first_seq, seq);
