@@ -9,6 +9,12 @@
 //!   killed one is stored wholly or not at all (then it is re-sent: an
 //!   idempotent retry must answer the same seqs either way).
 //!
+//! * `a_bulk_load_killed_while_its_run_is_written_or_named_is_whole_or_absent`:
+//!   a bulk load into an empty ledger is killed at eleven moments from its
+//!   sorted run's file appearing to its exit (while the run and the log are
+//!   written, fsynced, renamed and named); the reopened ledger holds all or
+//!   none of it and, holding it, answers as an unkilled one does.
+//!
 //! Sizes: the large append has 20,000 events in debug builds and 200,000 in
 //! release builds (`DEALLEDGER_CRASH_EVENTS=N` overrides); the chunked history
 //! is the first 20,000 events of the same generated stream. Every prefix of a
@@ -77,6 +83,17 @@ fn large_append_is_all_or_nothing_under_sigkill() {
     let last: Value = serde_json::from_slice(answers[n - 1]).expect("json answer");
     assert_eq!(last["seq"].as_u64(), Some(n as u64));
     eprintln!("unkilled append of {n} events: {full:.2?}");
+    // What a whole append answers: the ledger's derived index (written as a
+    // sorted run by a bulk load) must answer the same after any kill that
+    // left the append stored, whichever step of indexing the kill cut short.
+    let questions = tmp.path().join("questions.jsonl");
+    write_lines(&questions, &ownership_questions(lines, 25));
+    let answers_of = |db: &Path, context: &str| {
+        let out = run(db, &["query", questions.to_str().expect("utf-8 path")]);
+        assert!(out.status.success(), "{context}: query failed\n{}", show(&out));
+        out.stdout
+    };
+    let whole = answers_of(&tmp.path().join("measure"), "the unkilled ledger");
 
     let mut rng = Rng::new(0x00c0_ffee);
     let (mut landed, mut landed_committed, mut finished, mut attempts) = (0, 0, 0, 0);
@@ -112,6 +129,9 @@ fn large_append_is_all_or_nothing_under_sigkill() {
             "{context}: the log holds {count} of the {n} events of one append: a partial append survived"
         );
         assert_eq!(head as usize, count, "{context}: verify's head seq and the log disagree");
+        if count == n {
+            assert!(answers_of(&db, &context) == whole, "{context}: the reopened ledger answers otherwise");
+        }
         let killed = matches!(ended, Ended::Killed);
         eprintln!("{context}: {} -> {count} events stored", if killed { "killed" } else { "finished first" });
         if killed {
@@ -150,6 +170,88 @@ fn chunk_files(dir: &Path, lines: &[String]) -> Vec<PathBuf> {
             let path = dir.join(format!("chunk-{k:03}.jsonl"));
             write_lines(&path, chunk);
             path
+        })
+        .collect()
+}
+
+/// The kill aimed at the end of a bulk load: a run file is being written,
+/// fsynced, renamed or named, the log's write is finishing beside it.
+#[test]
+fn a_bulk_load_killed_while_its_run_is_written_or_named_is_whole_or_absent() {
+    let lines = &history()[..CHUNKED_EVENTS / 2];
+    let n = lines.len();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (file, questions) = (tmp.path().join("events.jsonl"), tmp.path().join("questions.jsonl"));
+    write_lines(&file, lines);
+    write_lines(&questions, &ownership_questions(lines, 25));
+    let answers_of = |db: &Path, context: &str| {
+        let out = run(db, &["query", questions.to_str().expect("utf-8 path")]);
+        assert!(out.status.success(), "{context}: query failed\n{}", show(&out));
+        out.stdout
+    };
+    let spawn = |db: &Path| {
+        dealledger(db)
+            .args(["append", file.to_str().expect("utf-8 path")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn append")
+    };
+    // Waits until a run file appears in the ledger's index (or the append ends).
+    let await_run = |db: &Path, child: &mut std::process::Child| {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(120) && child.try_wait().expect("try_wait").is_none() {
+            let entries = std::fs::read_dir(db.join("index")).into_iter().flatten().filter_map(Result::ok);
+            if entries.into_iter().any(|e| e.file_name().to_string_lossy().starts_with("run-")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    };
+    // An unkilled load gives the answers and the time from its run's first
+    // appearance to its exit: the window the kills are spread over.
+    let measure = tmp.path().join("measure");
+    let mut child = spawn(&measure);
+    await_run(&measure, &mut child);
+    let seen = Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    let window = seen.elapsed();
+    assert!(out.status.success(), "unkilled load failed\n{}", show(&out));
+    let whole = answers_of(&measure, "the unkilled ledger");
+    let (mut stored, mut absent) = (0, 0);
+    for attempt in 0..=10 {
+        let db = tmp.path().join(format!("kill-{attempt}"));
+        let wait = window.mul_f64(f64::from(attempt) / 10.0);
+        let context = format!("kill {wait:.2?} after a run file appeared ({attempt}/10 of {window:.2?})");
+        let mut child = spawn(&db);
+        await_run(&db, &mut child);
+        std::thread::sleep(wait);
+        kill(child, &context);
+        let count = log_count(&db, &context);
+        assert!(count == 0 || count == n, "{context}: {count} of {n} events stored");
+        assert_eq!(verify(&db, &context) as usize, count, "{context}: verify's head seq and the log disagree");
+        if count == n {
+            stored += 1;
+            assert!(answers_of(&db, &context) == whole, "{context}: the reopened ledger answers otherwise");
+        } else {
+            absent += 1;
+        }
+        eprintln!("{context}: {count} events stored");
+    }
+    eprintln!("bulk load killed around its run: {stored} stored whole, {absent} absent");
+}
+
+/// Batch-query lines asking the ownership and holdings of the first `count`
+/// companies registered in `lines`, as of a late date.
+fn ownership_questions(lines: &[String], count: usize) -> Vec<String> {
+    let companies = lines.iter().filter_map(|line| {
+        let event: Value = serde_json::from_str(line).ok()?;
+        (event["type"] == "company_registered").then(|| event["company"].as_str().map(str::to_owned)).flatten()
+    });
+    companies
+        .take(count)
+        .flat_map(|c| {
+            ["ownership", "holdings"].map(|cmd| format!(r#"{{"cmd":"{cmd}","id":"{c}","as_of":"2030-01-01"}}"#))
         })
         .collect()
 }
