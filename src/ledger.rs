@@ -1241,21 +1241,8 @@ mod tests {
     #[test]
     fn appends_to_a_large_timeline_write_small_deltas_that_read_as_the_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ledger = Ledger::open_or_create(dir.path().join("db")).expect("create");
+        let ledger = fund_ledger(&dir.path().join("db"));
         let fund = EntityId::parse("fund").expect("slug");
-        let mut lines =
-            vec![r#"{"type":"company_registered","effective":"2020-01-01","company":"fund","name":"F"}"#.to_owned()];
-        for i in 0..300 {
-            lines.push(format!(
-                r#"{{"type":"company_registered","effective":"2020-01-01","company":"c{i}","name":"C"}}"#
-            ));
-        }
-        for i in 0..100 {
-            lines.push(format!(
-                r#"{{"type":"acquisition","effective":"2021-01-01","acquirer":"fund","target":"c{i}","stake_pct":1}}"#
-            ));
-        }
-        ledger.append_text(&lines.join("\n")).expect("append");
         let question = r#"{"cmd":"holdings","id":"fund","as_of":"2024-01-01"}"#;
         let (mut deltas, mut largest) = (0, 0);
         for i in 100..300 {

@@ -21,28 +21,26 @@ pub fn threads() -> usize {
 
 /// Maps `f` over `items` on all cores, keeping the order.
 pub fn map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
-    let threads = threads();
-    if threads < 2 || items.len() < MIN_PARALLEL {
+    if threads() < 2 || items.len() < MIN_PARALLEL {
         return items.iter().map(f).collect();
     }
-    let chunk = items.len().div_ceil(threads);
-    thread::scope(|scope| {
-        let handles: Vec<_> =
-            items.chunks(chunk).map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<U>>())).collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    })
+    let chunk = items.len().div_ceil(threads());
+    in_parts(items.chunks(chunk).collect(), |part| part.iter().map(&f).collect())
 }
 
 /// As [`map`], but `f` may change the items (each is one thread's alone).
 pub fn map_mut<T: Send, U: Send>(items: &mut [T], f: impl Fn(&mut T) -> U + Sync) -> Vec<U> {
-    let threads = threads();
-    if threads < 2 || items.len() < MIN_PARALLEL {
+    if threads() < 2 || items.len() < MIN_PARALLEL {
         return items.iter_mut().map(f).collect();
     }
-    let chunk = items.len().div_ceil(threads);
+    let chunk = items.len().div_ceil(threads());
+    in_parts(items.chunks_mut(chunk).collect(), |part| part.iter_mut().map(&f).collect())
+}
+
+/// Runs `work` on each part on a thread of its own; the results in order.
+fn in_parts<P: Send, U: Send>(parts: Vec<P>, work: impl Fn(P) -> Vec<U> + Sync) -> Vec<U> {
     thread::scope(|scope| {
-        let handles: Vec<_> =
-            items.chunks_mut(chunk).map(|part| scope.spawn(|| part.iter_mut().map(&f).collect::<Vec<U>>())).collect();
+        let handles: Vec<_> = parts.into_iter().map(|part| scope.spawn(|| work(part))).collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     })
 }

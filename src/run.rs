@@ -474,31 +474,10 @@ fn write_file(
         table.push(entry);
         out.put(&record)?;
     }
-    // (sorted as integers: comparing byte arrays costs a `memcmp` call each)
     table.sort_unstable_by_key(|e| (be_u64(e), u64_at(e, 8)));
-    let mut sorted_ids: Vec<(u128, u64)> = ids.iter().map(|(id, seq)| (id.as_u128(), *seq)).collect();
-    sorted_ids.sort_unstable();
-    sorted_ids.dedup_by_key(|(id, _)| *id);
-    let id_entries: Vec<[u8; 24]> = sorted_ids
-        .iter()
-        .map(|(id, seq)| {
-            let mut e = [0; 24];
-            e[..16].copy_from_slice(&id.to_be_bytes());
-            e[16..].copy_from_slice(&seq.to_le_bytes());
-            e
-        })
-        .collect();
-    let mut retracted_entries: Vec<[u8; 16]> = retracted
-        .iter()
-        .map(|(seq, by)| {
-            let mut e = [0; 16];
-            e[..8].copy_from_slice(&seq.to_be_bytes());
-            e[8..].copy_from_slice(&by.to_le_bytes());
-            e
-        })
-        .collect();
-    retracted_entries.sort_unstable();
-    retracted_entries.dedup_by(|a, b| a[..8] == b[..8]);
+    let id_entries: Vec<[u8; 24]> = keyed_entries(ids.iter().map(|(id, seq)| (id.as_u128(), *seq)).collect());
+    let retracted_entries: Vec<[u8; 16]> =
+        keyed_entries(retracted.iter().map(|(seq, by)| (u128::from(*seq), *by)).collect());
     let mut foot = Vec::with_capacity(FOOTER);
     foot.extend_from_slice(FOOT_MAGIC);
     foot.extend_from_slice(&upto.to_le_bytes());
@@ -513,6 +492,22 @@ fn write_file(
     drop(out);
     file.sync_all()?;
     Ok(())
+}
+
+/// Entries `key | value u64` of `N` bytes (the key big-endian, the last
+/// `N - 8` bytes of the `u128`), sorted by key (as integers: comparing byte
+/// arrays costs a `memcmp` call each), each key once.
+fn keyed_entries<const N: usize>(mut pairs: Vec<(u128, u64)>) -> Vec<[u8; N]> {
+    pairs.sort_unstable();
+    pairs.dedup_by_key(|(key, _)| *key);
+    let key_len = N - 8;
+    let entry = |(key, value): &(u128, u64)| {
+        let mut e = [0; N];
+        e[..key_len].copy_from_slice(&key.to_be_bytes()[16 - key_len..]);
+        e[key_len..].copy_from_slice(&value.to_le_bytes());
+        e
+    };
+    pairs.iter().map(entry).collect()
 }
 
 /// Writes one sorted section and its sample; adds its footer entry to `foot`.
@@ -592,6 +587,27 @@ mod tests {
                 let counted: usize = cache.values.values().map(|(k, v)| k.len() + v.len() + 64).sum();
                 assert_eq!(counted, cache.bytes);
             }
+        }
+    }
+
+    #[test]
+    fn the_byte_layout_is_pinned_by_a_golden_file() {
+        // Derived data, rebuilt when its format changes, but a change of
+        // layout must be deliberate: it comes with a new derived version.
+        let dir = tempfile::tempdir().expect("dir");
+        let timelines = [(b"efund".to_vec(), vec![1, 2, 3]), (b"dd-1".to_vec(), vec![4, 5])].into_iter();
+        let ids = [(Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10), 7), (Uuid::from_u128(5), 3)];
+        let name = write(dir.path(), 9, timelines, &ids, &[(7, 9)]).expect("write");
+        let actual = hex::encode(std::fs::read(Run::path_in(dir.path(), &name)).expect("read"));
+        assert!(actual.starts_with(&hex::encode(RUN_MAGIC)), "the file names its format, version 1");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1/run-file.hex");
+        match std::fs::read_to_string(&path) {
+            Ok(golden) => assert_eq!(golden.trim(), actual, "the run file's version-1 layout changed"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::write(&path, format!("{actual}\n")).expect("write golden file");
+                panic!("{} was missing and has been CREATED; review and commit it", path.display());
+            }
+            Err(e) => panic!("read {}: {e}", path.display()),
         }
     }
 
