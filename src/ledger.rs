@@ -475,9 +475,9 @@ impl Ledger {
         let mut answers = Vec::with_capacity(items.len());
         let mut records: Vec<StoredEvent> = Vec::with_capacity(items.len());
         let mut origins = Vec::with_capacity(items.len());
-        let mut batch_ids: HashMap<Uuid, usize> = HashMap::new();
+        let mut batch_ids: HashMap<Uuid, usize> = HashMap::with_capacity(items.len());
         for (origin, draft) in items {
-            if let Some(existing) = self.existing(&draft, origin, &records, &batch_ids)? {
+            if let Some(existing) = self.existing(&draft, origin, &records, &batch_ids, head)? {
                 answers.push(existing);
                 continue;
             }
@@ -502,17 +502,21 @@ impl Ledger {
     }
 
     /// Rule 8: an id already stored (or earlier in the batch) is a no-op retry
-    /// with the same content, and refused with different content.
+    /// with the same content, and refused with different content. (An empty
+    /// log, `head` 0, stores no id: a bulk load into a new ledger looks up
+    /// none of its ids in the index.)
     fn existing(
         &self,
         draft: &Draft,
         origin: Origin,
         batch: &[StoredEvent],
         batch_ids: &HashMap<Uuid, usize>,
+        head: u64,
     ) -> Result<Option<Appended>> {
         let Some(id) = draft.id else { return Ok(None) };
         let found = match batch_ids.get(&id) {
             Some(i) => Some(batch[*i].clone()),
+            None if head == 0 => None,
             None => match self.store.seq_of_id(&id)? {
                 Some(seq) => Some(self.store.get(seq)?),
                 None => None,
