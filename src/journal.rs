@@ -649,22 +649,17 @@ impl Journal {
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a log block above the largest frame"));
         }
         let start = self.state().end;
-        let mut bytes = Vec::with_capacity(blocks.iter().map(|b| HEAD + b.bytes.len() + FOOT).sum());
         let mut frames = Vec::with_capacity(blocks.len());
-        for (i, block) in blocks.iter().enumerate() {
-            let offset = start + bytes.len() as u64;
-            let ends_append = i + 1 == blocks.len();
-            push_frame(&mut bytes, start, &self.salt, block, start, ends_append);
-            let len = block.bytes.len() as u32;
-            let (first, count, stamp) = (block.first, block.count, block.stamp);
-            frames.push(Frame { first, count, stamp, offset, len, append_start: start, ends_append });
-        }
-        if let Err(e) = self.file.write_all_at(&bytes, start).and_then(|()| self.file.sync_data()) {
-            let _ = self.file.set_len(start);
-            return Err(e);
-        }
+        let written = self.write_frames(blocks, start, &mut frames).and_then(|end| self.file.sync_data().map(|()| end));
+        let end = match written {
+            Ok(end) => end,
+            Err(e) => {
+                let _ = self.file.set_len(start);
+                return Err(e);
+            }
+        };
         let mut state = self.state_mut();
-        state.end = start + bytes.len() as u64;
+        state.end = end;
         state.last = frames.last().copied().or(state.last);
         if let Some(table) = &mut state.table {
             table.extend(frames);
@@ -672,6 +667,36 @@ impl Journal {
         Ok(())
     }
 }
+
+impl Journal {
+    /// Writes the frames of one append from byte `start` on, in writes of
+    /// about [`WRITE_CHUNK`] bytes (a bulk load's frames are never all in
+    /// memory twice), noting each frame in `frames`; returns the end. The
+    /// caller fsyncs: until then a crash may keep any part of the frames,
+    /// which the open cuts off whole (the last frame ends the append).
+    fn write_frames(&self, blocks: &[Block], start: u64, frames: &mut Vec<Frame>) -> std::io::Result<u64> {
+        let total: usize = blocks.iter().map(|b| HEAD + b.bytes.len() + FOOT).sum();
+        let mut chunk = Vec::with_capacity(total.min(WRITE_CHUNK + HEAD + MAX_BLOCK as usize + FOOT));
+        let mut at = start; // (where `chunk` goes in the file)
+        for (i, block) in blocks.iter().enumerate() {
+            let offset = at + chunk.len() as u64;
+            let ends_append = i + 1 == blocks.len();
+            push_frame(&mut chunk, at, &self.salt, block, start, ends_append);
+            let len = block.bytes.len() as u32;
+            let (first, count, stamp) = (block.first, block.count, block.stamp);
+            frames.push(Frame { first, count, stamp, offset, len, append_start: start, ends_append });
+            if chunk.len() >= WRITE_CHUNK || ends_append {
+                self.file.write_all_at(&chunk, at)?;
+                at += chunk.len() as u64;
+                chunk.clear();
+            }
+        }
+        Ok(at)
+    }
+}
+
+/// Bytes of frames gathered before one write of an append.
+const WRITE_CHUNK: usize = 8 << 20;
 
 /// Why appends are refused when the log ends (at byte `end`, after `last`)
 /// before seqs the caller knows were acknowledged.
@@ -761,6 +786,34 @@ mod tests {
         let journal = reopen(&dir, 0);
         let read: Vec<Frame> = journal.frames_from(0).expect("table").collect();
         assert_eq!(read, built);
+    }
+
+    #[test]
+    fn an_append_larger_than_a_write_goes_in_several_and_stands_or_falls_whole() {
+        // Twenty 1 MiB blocks: three writes of about 8 MiB. A crash after any
+        // of them but the last leaves frames that do not end the append.
+        let (dir, journal) = fresh();
+        journal.append(&[block(1, 1, 10)]).expect("append");
+        let before = std::fs::read(Journal::path_in(dir.path())).expect("read");
+        let blocks: Vec<Block> = (0..20).map(|i| block(i + 2, 1, 1 << 20)).collect();
+        journal.append(&blocks).expect("append");
+        let built: Vec<Frame> = journal.frames_from(0).expect("table").collect();
+        let whole = std::fs::read(Journal::path_in(dir.path())).expect("read");
+        drop(journal);
+        let journal = reopen(&dir, 21);
+        assert_eq!(journal.frames_from(0).expect("table").collect::<Vec<_>>(), built);
+        let mut expected = vec![vec![1u8; 10]];
+        expected.extend((0..20u64).map(|i| vec![(i + 2) as u8; 1 << 20]));
+        assert_eq!(blocks_of(&journal), expected);
+        drop(journal);
+        for cut in [WRITE_CHUNK, 2 * WRITE_CHUNK, whole.len() - before.len() - 1] {
+            let path = Journal::path_in(dir.path());
+            std::fs::write(&path, &whole[..before.len() + cut]).expect("tear");
+            let journal = reopen(&dir, 1);
+            assert_eq!((journal.size(), journal.last().map(|f| f.first)), (before.len() as u64, Some(1)), "cut {cut}");
+            drop(journal);
+            std::fs::remove_file(dir.path().join(format!("journal.torn-{}", before.len()))).expect("kept bytes");
+        }
     }
 
     /// The log of `fresh` after two appends (seqs 1–2, then 3–6 in two

@@ -451,7 +451,7 @@ impl Store {
     pub fn append_durably(&self, records: &[StoredEvent]) -> Result<()> {
         use std::sync::atomic::Ordering;
         self.writable()?;
-        let encoded = crate::par::map(records, codec::encode);
+        let mut encoded = crate::par::map(records, codec::encode);
         let mut blocks = Vec::new();
         let mut start = 0;
         while start < records.len() {
@@ -468,6 +468,8 @@ impl Store {
                 stamp: first.recorded_at.nanos(),
                 bytes: codec::encode_block(&encoded[start..end]),
             });
+            // (each record's bytes freed once in a block: never all twice in memory)
+            encoded[start..end].iter_mut().for_each(|bytes| *bytes = Vec::new());
             start = end;
         }
         drop(encoded);
