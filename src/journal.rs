@@ -28,7 +28,7 @@
 //!   be found from the end.
 //!
 //! An append writes its frames with one positioned write after the current
-//! end and then `fdatasync`s: it is durable when `append` returns, and only
+//! end (a large one in writes of about 8 MiB) and then `fdatasync`s once: it is durable when `append` returns, and only
 //! then visible to readers. A crash can leave the frames of one
 //! unacknowledged append, whole or cut short, at the end of the file. So an
 //! open checks the last append — its last frame is found from the end — and
