@@ -200,8 +200,15 @@ impl Section {
         Ok(bytes)
     }
 
-    /// Every entry whose key is `key` (at most one where keys are unique).
-    fn find(&self, file: &File, path: &Path, key: &[u8]) -> Result<Vec<Vec<u8>>> {
+    /// Calls `each` with every entry whose key is `key` (at most one where
+    /// keys are unique), in order, until it returns something.
+    fn find_map<R>(
+        &self,
+        file: &File,
+        path: &Path,
+        key: &[u8],
+        mut each: impl FnMut(&[u8]) -> Result<Option<R>>,
+    ) -> Result<Option<R>> {
         let blocks = self.blocks();
         // The first block that may hold `key`: the last one starting below it.
         let (mut lo, mut hi) = (0, blocks);
@@ -214,14 +221,16 @@ impl Section {
             }
         }
         let mut block = lo.saturating_sub(1);
-        let mut found = Vec::new();
         while block < blocks && self.first_key(block) <= key {
             let bytes = self.block(file, path, block)?;
-            let entries = bytes.chunks_exact(self.shape.width);
-            found.extend(entries.filter(|e| &e[..self.shape.key] == key).map(<[u8]>::to_vec));
+            for entry in bytes.chunks_exact(self.shape.width).filter(|e| &e[..self.shape.key] == key) {
+                if let Some(found) = each(entry)? {
+                    return Ok(Some(found));
+                }
+            }
             block += 1;
         }
-        Ok(found)
+        Ok(None)
     }
 
     /// Every entry, in order.
@@ -315,24 +324,18 @@ impl Run {
     /// # Errors
     /// [`Error::Io`] on a read failure, [`Error::Corrupt`] on a damaged run.
     pub fn timeline(&self, key: &[u8]) -> Result<Option<Arc<[u8]>>> {
-        for entry in self.timelines.find(&self.file, &self.path, &key_hash(key).to_be_bytes())? {
-            let (offset, len) = (u64_at(&entry, 8), u32_at(&entry, 16) as usize);
+        self.timelines.find_map(&self.file, &self.path, &key_hash(key).to_be_bytes(), |entry| {
+            let (offset, len) = (u64_at(entry, 8), u32_at(entry, 16) as usize);
             let cached = self.values.lock().unwrap_or_else(PoisonError::into_inner).get(offset, key);
-            let value = match cached {
-                Some(value) => value,
-                None => {
-                    let (found, value) = self.record(offset, len)?;
-                    let value: Arc<[u8]> = Arc::from(value);
-                    let ours = (found == key).then(|| Arc::clone(&value));
-                    self.values.lock().unwrap_or_else(PoisonError::into_inner).put(offset, found, value);
-                    ours
-                }
-            };
-            if value.is_some() {
+            if let Some(value) = cached {
                 return Ok(value);
             }
-        }
-        Ok(None)
+            let (found, value) = self.record(offset, len)?;
+            let value: Arc<[u8]> = Arc::from(value);
+            let ours = (found == key).then(|| Arc::clone(&value));
+            self.values.lock().unwrap_or_else(PoisonError::into_inner).put(offset, found, value);
+            Ok(ours)
+        })
     }
 
     /// Reads and checks the timeline record at `offset`: its key and value.
@@ -361,8 +364,7 @@ impl Run {
     /// # Errors
     /// As [`Run::timeline`].
     pub fn seq_of_id(&self, id: &Uuid) -> Result<Option<u64>> {
-        let found = self.ids.find(&self.file, &self.path, id.as_bytes())?;
-        Ok(found.first().map(|e| u64_at(e, 16)))
+        self.ids.find_map(&self.file, &self.path, id.as_bytes(), |e| Ok(Some(u64_at(e, 16))))
     }
 
     /// The seq of the retraction of `seq`, if the run holds one.
@@ -370,8 +372,7 @@ impl Run {
     /// # Errors
     /// As [`Run::timeline`].
     pub fn retracted_by(&self, seq: u64) -> Result<Option<u64>> {
-        let found = self.retracted.find(&self.file, &self.path, &seq.to_be_bytes())?;
-        Ok(found.first().map(|e| u64_at(e, 8)))
+        self.retracted.find_map(&self.file, &self.path, &seq.to_be_bytes(), |e| Ok(Some(u64_at(e, 8))))
     }
 
     /// Every timeline `(key, value)` of the run, in table order.
@@ -649,12 +650,21 @@ mod tests {
         File::open(&path).expect("open").read_exact_at(&mut sample, u64_at(&foot, 16)).expect("sample");
         let section = Section { shape: TIMELINES, offset: 0, count: 100, sample, resident: Vec::new() };
         let file = File::open(&path).expect("open");
-        let found = section.find(&file, &path, &20u64.to_be_bytes()).expect("find");
-        let mut offsets: Vec<u64> = found.iter().map(|e| u64_at(e, 8)).collect();
-        offsets.sort_unstable();
-        assert_eq!(offsets, (20..60).collect::<Vec<_>>());
-        assert_eq!(section.find(&file, &path, &99u64.to_be_bytes()).expect("find").len(), 1);
-        assert!(section.find(&file, &path, &100u64.to_be_bytes()).expect("find").is_empty());
+        let all = |key: u64| {
+            let mut offsets = Vec::new();
+            let none: Option<()> = section
+                .find_map(&file, &path, &key.to_be_bytes(), |e| {
+                    offsets.push(u64_at(e, 8));
+                    Ok(None)
+                })
+                .expect("find");
+            assert!(none.is_none());
+            offsets.sort_unstable();
+            offsets
+        };
+        assert_eq!(all(20), (20..60).collect::<Vec<_>>());
+        assert_eq!(all(99), vec![99]);
+        assert!(all(100).is_empty());
     }
 
     #[test]
