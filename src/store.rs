@@ -172,6 +172,13 @@ pub struct Store {
     /// derived index must then be rebuilt: see [`Store::derived_current`];
     /// until then, reads of the index fail rather than answer without it).
     run_missing: std::sync::atomic::AtomicBool,
+    /// Whether the trees may hold timeline values (bases or deltas): false
+    /// after a bulk load or a rebuild until an append writes one, so that
+    /// readers skip two sled look-ups per timeline. It is set before the
+    /// first value lands and cleared only once the trees are emptied; a
+    /// reader that finds it false misses only values written after it
+    /// looked, by appends beyond the seq it reads up to.
+    trees_hold_timelines: std::sync::atomic::AtomicBool,
     /// A sequence lock for readers of timelines: odd while the trees are
     /// being emptied (the run alone answers then), bumped by two when a run
     /// is swapped in; a timeline read while it moved is read again (see
@@ -235,6 +242,7 @@ impl Store {
             Error::Io(io) => cannot_open(access_hint(&io)),
             other => other,
         })?;
+        let (timeline, delta) = (index_db.open_tree("timeline")?, index_db.open_tree("delta")?);
         Ok(Self {
             failed_write: std::sync::atomic::AtomicBool::new(false),
             readable: std::sync::atomic::AtomicU64::new(u64::MAX),
@@ -242,8 +250,9 @@ impl Store {
             cache_bytes,
             log,
             ids: index_db.open_tree("ids")?,
-            timeline: index_db.open_tree("timeline")?,
-            delta: index_db.open_tree("delta")?,
+            trees_hold_timelines: std::sync::atomic::AtomicBool::new(!timeline.is_empty() || !delta.is_empty()),
+            timeline,
+            delta,
             retracted: index_db.open_tree("retracted")?,
             meta,
             index_db,
@@ -593,6 +602,9 @@ impl Store {
         self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel); // (odd: the run alone answers)
         let cleared =
             [&self.timeline, &self.delta, &self.ids, &self.retracted].iter().try_for_each(|tree| tree.clear());
+        if cleared.is_ok() {
+            self.trees_hold_timelines.store(false, std::sync::atomic::Ordering::Release);
+        }
         self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         cleared?;
         // (a rebuild that mends a damaged value must not see it come back after a crash)
@@ -698,6 +710,8 @@ impl Store {
         merge_ids: bool,
     ) -> Result<()> {
         self.write_ids(ids, merge_ids)?;
+        // (set before the first value lands: see `trees_hold_timelines`)
+        self.trees_hold_timelines.store(true, std::sync::atomic::Ordering::Release);
         let mut deltas: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let bases = timelines.filter_map(|((ns, slug), write)| {
             let key = timeline_key(*ns, slug);
@@ -848,15 +862,15 @@ impl Store {
             // then it reads again. While the trees are being emptied (after
             // the rebuild's run was swapped in), that run alone answers.
             let generation = self.generation.load(Ordering::Acquire);
-            let trees = generation.is_multiple_of(2);
+            let trees = generation.is_multiple_of(2) && self.trees_hold_timelines.load(Ordering::Acquire);
             let run = self.run_for_reading()?;
-            let base_now = || match self.timeline.get(&key)?.filter(|_| trees) {
+            let base_now = || match if trees { self.timeline.get(&key)? } else { None } {
                 Some(base) => Ok(Some(Value::Sled(base))),
                 None => Ok(run.as_ref().map(|run| run.timeline(&key)).transpose()?.flatten().map(Value::Shared)),
             };
             let delta_now = || {
                 meanwhile();
-                Ok(self.delta.get(&key)?.filter(|_| trees).map(Value::Sled))
+                Ok(if trees { self.delta.get(&key)?.map(Value::Sled) } else { None })
             };
             // (an error too: a base of the old run beside a newer delta looks damaged)
             let read = StoredTimeline::read(slug, base_now, delta_now);
