@@ -103,13 +103,21 @@ pub struct Run {
 }
 
 /// Timeline values read (and checked) lately, by their offset in the file,
-/// up to a budget of bytes: a process answering many queries reads each
-/// value from the file once, a one-off query keeps only what it read.
+/// up to a budget of bytes, the oldest dropped first: a process answering
+/// many queries reads each value from the file once, a one-off query keeps
+/// only what it read.
 #[derive(Debug, Default)]
 struct ValueCache {
     values: std::collections::HashMap<u64, (Vec<u8>, Arc<[u8]>)>,
+    /// The cached offsets, oldest first (each once): the next to drop.
+    order: std::collections::VecDeque<u64>,
     bytes: usize,
     budget: usize,
+}
+
+/// What a cached value counts against the budget: its bytes and some overhead.
+fn cost(key: &[u8], value: &[u8]) -> usize {
+    key.len() + value.len() + 64
 }
 
 impl ValueCache {
@@ -119,21 +127,21 @@ impl ValueCache {
         self.values.get(&offset).map(|(found, value)| (found == key).then(|| Arc::clone(value)))
     }
 
-    /// Keeps a value, first dropping others (in the map's arbitrary order,
-    /// which is as good as random) until it fits the budget.
+    /// Keeps a value, first dropping the oldest ones until it fits the budget.
     fn put(&mut self, offset: u64, key: Vec<u8>, value: Arc<[u8]>) {
-        let size = key.len() + value.len() + 64;
+        let size = cost(&key, &value);
         if size > self.budget {
             return;
         }
         while self.bytes + size > self.budget {
-            let Some(&victim) = self.values.keys().next() else { break };
+            let Some(victim) = self.order.pop_front() else { break };
             if let Some((k, v)) = self.values.remove(&victim) {
-                self.bytes -= k.len() + v.len() + 64;
+                self.bytes -= cost(&k, &v);
             }
         }
-        if let Some((k, v)) = self.values.insert(offset, (key, value)) {
-            self.bytes -= k.len() + v.len() + 64;
+        match self.values.insert(offset, (key, value)) {
+            Some((k, v)) => self.bytes -= cost(&k, &v),
+            None => self.order.push_back(offset),
         }
         self.bytes += size;
     }
@@ -585,7 +593,8 @@ mod tests {
                 }
                 let cache = run.values.lock().expect("cache");
                 assert!(cache.bytes as u64 <= budget, "{} bytes cached of {budget}", cache.bytes);
-                let counted: usize = cache.values.values().map(|(k, v)| k.len() + v.len() + 64).sum();
+                let counted: usize = cache.values.values().map(|(k, v)| cost(k, v)).sum();
+                assert_eq!(cache.order.len(), cache.values.len(), "each cached offset once in the order");
                 assert_eq!(counted, cache.bytes);
             }
         }
